@@ -1,0 +1,16 @@
+// Package client trains simulated federated clients.
+//
+// A Trainer runs a client's local epochs of mini-batch SGD on its shard of
+// the current task, starting from the global model, with no allocation per
+// step (all buffers live in the Trainer, one per worker). A Host runs many
+// simulated clients behind one transport connection: it receives each
+// round's broadcast once, trains the selected clients it owns on a pool of
+// workers and publishes one Update per client.
+//
+// Every random draw of a client (shuffling, dropout, GPSE sketches) comes
+// from a stream named by (seed, purpose, client, round), so a client's
+// update is the same whichever worker or host trains it.
+//
+//	h := client.NewHost(cfg, model, tasks, parts, conn)
+//	err := h.Run(ctx) // until the server sends Stop or ctx ends
+package client

@@ -1,0 +1,256 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// ErrConfig reports an unusable client or host configuration.
+var ErrConfig = errors.New("client: bad config")
+
+// Message flags set by the server on a round broadcast.
+const (
+	// FlagSketch asks the selected clients to run GPSE after training and
+	// send their activation sketches with the update.
+	FlagSketch uint32 = 1 << iota
+)
+
+// Tensor and scalar names of the protocol.
+const (
+	TensorParams = "params" // round: the global model
+	TensorDelta  = "delta"  // update: local minus global parameters
+	ScalarLoss   = "loss"   // update: mean training loss
+	ScalarSteps  = "steps"  // update: SGD steps taken
+)
+
+// Transport is what a Host needs from the messaging layer.
+type Transport interface {
+	Publish(subject string, m *transport.Message) (int, error)
+	Subscribe(subject string, fn func(m *transport.Message, err error)) (func() error, error)
+	Flush() error
+}
+
+// Shards gives a client's training data for a task: the task's training
+// view, the client's rows in it and the model head the task uses.
+type Shards interface {
+	Shard(task, client int) (view data.View, rows []int32, head int)
+}
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	Subjects transport.Subjects
+	// First and Last bound the ids of the clients this host runs: [First, Last).
+	First, Last int
+	Workers     int
+	Train       Config
+	GPSE        GPSEConfig
+	// Logf receives one line per rejected message; nil discards them.
+	Logf func(format string, args ...any)
+}
+
+// Validate reports an unusable host configuration.
+func (c HostConfig) Validate() error {
+	if c.Workers < 1 {
+		return fmt.Errorf("%w: workers %d < 1", ErrConfig, c.Workers)
+	}
+	if c.First < 0 || c.Last <= c.First {
+		return fmt.Errorf("%w: client range [%d, %d) is empty", ErrConfig, c.First, c.Last)
+	}
+	return c.Train.Validate()
+}
+
+// Host runs the simulated clients [First, Last) behind one connection.
+type Host struct {
+	cfg    HostConfig
+	model  *nn.Model
+	shards Shards
+	tr     Transport
+	pool   sync.Pool // *worker
+	done   chan error
+}
+
+// NewHost returns a host that trains model's clients on shards and talks
+// over tr.
+func NewHost(cfg HostConfig, model *nn.Model, shards Shards, tr Transport) (*Host, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Host{cfg: cfg, model: model, shards: shards, tr: tr}
+	h.pool.New = func() any { return h.newWorker() }
+	return h, nil
+}
+
+// worker is the per-goroutine state: a trainer and parameter buffers.
+type worker struct {
+	tr     *Trainer
+	local  []float32
+	delta  []float32
+	sketch *gpseState
+	msg    transport.Message
+}
+
+func (h *Host) newWorker() *worker {
+	n := h.model.NumParams()
+	return &worker{
+		tr:    NewTrainer(h.model, h.cfg.Train.BatchSize),
+		local: make([]float32, n),
+		delta: make([]float32, n),
+	}
+}
+
+// Start subscribes to the round subject and makes sure the server knows
+// it (a flush), then handles rounds in the background until the server
+// sends Stop, ctx ends or a publish fails; Wait returns that outcome.
+// Rounds are handled one at a time, in arrival order.
+func (h *Host) Start(ctx context.Context) error {
+	inbox := make(chan *transport.Message, 16)
+	unsub, err := h.tr.Subscribe(h.cfg.Subjects.Round, func(m *transport.Message, err error) {
+		if err != nil {
+			h.logf("client: rejected round message: %v", err)
+			return
+		}
+		select {
+		case inbox <- m:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("client: subscribe %s: %w", h.cfg.Subjects.Round, err)
+	}
+	if err := h.tr.Flush(); err != nil {
+		_ = unsub()
+		return fmt.Errorf("client: subscribe %s: %w", h.cfg.Subjects.Round, err)
+	}
+	h.done = make(chan error, 1)
+	go func() {
+		defer unsub()
+		h.done <- h.serve(ctx, inbox)
+	}()
+	return nil
+}
+
+// Wait blocks until the host started by Start stops, and returns why: nil
+// after a Stop message.
+func (h *Host) Wait() error { return <-h.done }
+
+func (h *Host) serve(ctx context.Context, inbox <-chan *transport.Message) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case m := <-inbox:
+			switch m.Kind {
+			case transport.KindStop:
+				return nil
+			case transport.KindRound:
+				if err := h.round(ctx, m); err != nil {
+					return err
+				}
+			default:
+				h.logf("client: ignored message of kind %d on the round subject", m.Kind)
+			}
+		}
+	}
+}
+
+func (h *Host) logf(format string, args ...any) {
+	if h.cfg.Logf != nil {
+		h.cfg.Logf(format, args...)
+	}
+}
+
+// round trains every selected client this host owns, on up to Workers
+// goroutines, and publishes their updates.
+func (h *Host) round(ctx context.Context, m *transport.Message) error {
+	global := findTensor(m.Tensors, TensorParams)
+	if global == nil || len(global.Data) != h.model.NumParams() {
+		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, TensorParams, h.model.NumParams())
+		return nil
+	}
+	var mine []int
+	for _, c := range m.Clients {
+		if int(c) >= h.cfg.First && int(c) < h.cfg.Last {
+			mine = append(mine, int(c))
+		}
+	}
+	jobs := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for w := 0; w < min(h.cfg.Workers, len(mine)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wk := h.pool.Get().(*worker)
+			defer h.pool.Put(wk)
+			for c := range jobs {
+				if err := h.train(wk, m, global.Data, c); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for _, c := range mine {
+		if ctx.Err() != nil {
+			break
+		}
+		jobs <- c
+	}
+	close(jobs)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+		return ctx.Err()
+	}
+}
+
+// train runs one client's local training and publishes its update.
+func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) error {
+	task, round := int(m.Task), int(m.Round)
+	view, rows, head := h.shards.Shard(task, c)
+	copy(wk.local, global)
+	loss, steps := wk.tr.Train(wk.local, view, rows, head, h.cfg.Train, c, round)
+	for i, g := range global {
+		wk.delta[i] = wk.local[i] - g
+	}
+	u := &wk.msg
+	*u = transport.Message{
+		Kind:   transport.KindUpdate,
+		Round:  m.Round,
+		Task:   m.Task,
+		Client: int32(c),
+		N:      int64(len(rows)),
+		Scalars: append(u.Scalars[:0],
+			transport.Scalar{Name: ScalarLoss, Value: loss},
+			transport.Scalar{Name: ScalarSteps, Value: float64(steps)}),
+		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(wk.delta), Data: wk.delta}),
+	}
+	if m.Flags&FlagSketch != 0 {
+		if err := h.sketch(wk, m, view, rows, head, c); err != nil {
+			return err
+		}
+	}
+	if _, err := h.tr.Publish(h.cfg.Subjects.Update, u); err != nil {
+		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
+	}
+	return nil
+}
+
+func findTensor(ts []transport.Tensor, name string) *transport.Tensor {
+	for i := range ts {
+		if ts[i].Name == name {
+			return &ts[i]
+		}
+	}
+	return nil
+}

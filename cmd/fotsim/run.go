@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/nn/gemm"
+	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/sim"
+)
+
+const runUsage = `Usage: fotsim run [flags] SCENARIO
+
+Runs every method x seed combination of SCENARIO (a YAML file or a built-in
+name), prints a line per task, each run's accuracy matrix, a summary table
+and, with several runs, a comparison table (mean +- std over seeds). Each
+run's record goes to runs/<scenario>-<method>-s<seed>/ unless --out is given.
+
+Flags:
+`
+
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", runUsage, stderr)
+	var sets multi
+	out := fs.String("out", "", "run-record folder (with several runs: one sub-folder per run inside it)")
+	fs.Var(&sets, "set", "override a scenario key: path=value, value in YAML (repeatable)")
+	quiet := fs.Bool("quiet", false, "print the tables only")
+	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available)")
+	verbose := fs.Bool("v", false, "log every rejected or late message to stderr")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return usagef("run takes exactly one scenario, got %d", fs.NArg())
+	}
+	if err := selectBackend(*backend); err != nil {
+		return err
+	}
+	sc, err := scenarios.Load(fs.Arg(0), sets)
+	if err != nil {
+		return scenarioError(err)
+	}
+	env := sim.NewEnv()
+	runs := sc.Runs()
+	var recs []*results.Record
+	for _, r := range runs {
+		dir := sim.DefaultOut(sc, r)
+		if *out != "" {
+			dir = *out
+			if len(runs) > 1 {
+				dir = filepath.Join(*out, filepath.Base(sim.DefaultOut(sc, r)))
+			}
+		}
+		opts := sim.Options{Out: dir}
+		if !*quiet {
+			opts.Progress = stdout
+		}
+		if *verbose {
+			opts.Log = stderr
+		}
+		rec, err := env.Run(ctx, sc, r, opts)
+		if err != nil {
+			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
+				return usageError{err}
+			}
+			return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, r.Method.Label(), r.Seed, err)
+		}
+		recs = append(recs, rec)
+		fmt.Fprintf(stdout, "\nAccuracy (%%) of %s, seed %d: row = after task i, column = task j\n", rec.MethodLabel, rec.Seed)
+		if err := results.AccuracyTable(stdout, rec); err != nil {
+			return err
+		}
+		if !*quiet {
+			fmt.Fprintf(stdout, "record: %s\n", filepath.Join(dir, results.RecordFile))
+		}
+	}
+	fmt.Fprintf(stdout, "\nSummary of %s (FGT: accuracy just after learning a task minus final accuracy; BWT = -FGT)\n", sc.Name)
+	if err := results.SummaryTable(stdout, recs); err != nil {
+		return err
+	}
+	if len(recs) > 1 {
+		fmt.Fprintf(stdout, "\nComparison over seeds (mean +- sample std)\n")
+		if err := results.ComparisonTable(stdout, recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// selectBackend makes name the active matrix backend ("" keeps the default).
+func selectBackend(name string) error {
+	if name == "" {
+		return nil
+	}
+	b, err := gemm.Lookup(name)
+	if err != nil {
+		return usageError{err}
+	}
+	nn.SetBackend(b)
+	return nil
+}
+
+// scenarioError marks scenario problems as bad input (exit code 2).
+func scenarioError(err error) error {
+	if errors.Is(err, scenarios.ErrInvalid) {
+		return usageError{err}
+	}
+	return err
+}

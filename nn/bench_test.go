@@ -1,0 +1,89 @@
+package nn
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/fotsim/fotsim/nn/gemm"
+)
+
+// trainFLOPs counts the multiply-adds of the matrix products of one
+// training step, 2*m*n*k per product: forward and weight gradient for every
+// layer, input gradient for every layer but the first.
+func trainFLOPs(m *Model, batch int) float64 {
+	var f float64
+	first := true
+	layer := func(rows, dout, din int) {
+		p := 2 * float64(rows) * float64(dout) * float64(din)
+		f += 2 * p
+		if !first {
+			f += p
+		}
+		first = false
+	}
+	for _, l := range m.convs {
+		layer(batch*l.outH*l.outW, l.outC, l.din())
+	}
+	for _, l := range m.hidden {
+		layer(batch, l.dout, l.din)
+	}
+	h := m.heads[0]
+	layer(batch, h.dout, h.din)
+	return f
+}
+
+// benchTrainStep times LossGrad + SGD.Step at the given batch, once per
+// compiled-in backend.
+func benchTrainStep(b *testing.B, spec Spec, batch int) {
+	defer SetBackend(nil)
+	m, err := Build(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	params := make([]float32, m.NumParams())
+	m.Init(params, r)
+	x, y := randInput(m, batch, r)
+	grad := make([]float32, m.NumParams())
+	vel := make([]float32, m.NumParams())
+	opt := SGD{LR: 0.01, WeightDecay: 1e-5, Momentum: 0.9}
+	flops := trainFLOPs(m, batch)
+	for _, name := range gemm.Names() {
+		be, _ := gemm.Lookup(name)
+		b.Run(name, func(b *testing.B) {
+			SetBackend(be)
+			ws := m.NewWorkspace(batch)
+			b.ReportAllocs()
+			for b.Loop() {
+				ws.LossGrad(params, grad, x, y, batch, 0, r)
+				opt.Step(params, grad, vel)
+			}
+			sec := b.Elapsed().Seconds()
+			b.ReportMetric(float64(batch*b.N)/sec, "samples/s")
+			b.ReportMetric(flops*float64(b.N)/sec/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkMLPTrainStep: the paper's 784-400-400-400-10 MLP, batch 64.
+func BenchmarkMLPTrainStep(b *testing.B) { benchTrainStep(b, paperMLP, 64) }
+
+// BenchmarkCNNTrainStep: conv 1->32 k5 pool2, conv 32->64 k5 pool2, fc 256, 10 classes on 28x28, batch 64.
+func BenchmarkCNNTrainStep(b *testing.B) { benchTrainStep(b, smallCNN, 64) }
+
+// BenchmarkMLPPredict: eval-mode forward of the paper MLP, batch 256.
+func BenchmarkMLPPredict(b *testing.B) {
+	m, _ := Build(paperMLP)
+	r := rand.New(rand.NewPCG(1, 2))
+	params := make([]float32, m.NumParams())
+	m.Init(params, r)
+	const batch = 256
+	x, _ := randInput(m, batch, r)
+	ws := m.NewWorkspace(batch)
+	dst := make([]int32, batch)
+	b.ReportAllocs()
+	for b.Loop() {
+		ws.Predict(params, x, batch, 0, dst)
+	}
+	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
+}

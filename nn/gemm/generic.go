@@ -1,0 +1,106 @@
+package gemm
+
+// genericLevel is the pure-Go kernel level: 4x4 tiles, scalar code. It runs
+// everywhere and is the reference the assembly levels are tested against.
+var genericLevel = &level{
+	name:       "generic",
+	mr:         4,
+	vw:         4,
+	nv:         1,
+	micro:      microGo,
+	copyPanel:  copyPanelGo,
+	transPanel: transPanelGo,
+}
+
+// microGo is the generic micro-kernel (see level.micro). The packed A
+// sliver has stride 4; the packed B sliver has stride nv*4.
+func microGo(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
+	if mr == 4 && nv == 1 && cols == 4 {
+		micro4x4Go(kc, a, b, c, ldc, alpha, beta, loadC)
+		return
+	}
+	nrs := nv * 4
+	var acc [4 * 4]float32
+	for p := 0; p < kc; p++ {
+		ap := a[p*4 : p*4+mr]
+		bp := b[p*nrs : p*nrs+cols]
+		for i, av := range ap {
+			row := acc[i*4 : i*4+cols]
+			for j, bv := range bp {
+				row[j] += av * bv
+			}
+		}
+	}
+	for i := 0; i < mr; i++ {
+		cr := c[i*ldc : i*ldc+cols]
+		for j := range cr {
+			v := alpha * acc[i*4+j]
+			if loadC {
+				v += beta * cr[j]
+			}
+			cr[j] = v
+		}
+	}
+}
+
+// micro4x4Go is the full-tile case of microGo, with the 16 accumulators in
+// locals so the compiler can keep them in registers.
+func micro4x4Go(kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool) {
+	var c00, c01, c02, c03, c10, c11, c12, c13 float32
+	var c20, c21, c22, c23, c30, c31, c32, c33 float32
+	a = a[:kc*4]
+	b = b[:kc*4]
+	for p := 0; p+4 <= len(a); p += 4 {
+		a0, a1, a2, a3 := a[p], a[p+1], a[p+2], a[p+3]
+		b0, b1, b2, b3 := b[p], b[p+1], b[p+2], b[p+3]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		c03 += a0 * b3
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		c13 += a1 * b3
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		c23 += a2 * b3
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		c33 += a3 * b3
+	}
+	acc := [16]float32{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
+	for i := 0; i < 4; i++ {
+		cr := c[i*ldc : i*ldc+4]
+		for j := range cr {
+			v := alpha * acc[i*4+j]
+			if loadC {
+				v += beta * cr[j]
+			}
+			cr[j] = v
+		}
+	}
+}
+
+// copyPanelGo sets dst[p*W+j] = src[p*ld+j] for j < w and 0 for w <= j < W.
+func copyPanelGo(dst, src []float32, ld, k, w, W int) {
+	for p := 0; p < k; p++ {
+		d := dst[p*W : p*W+W]
+		copy(d[:w], src[p*ld:p*ld+w])
+		clear(d[w:])
+	}
+}
+
+// transPanelGo sets dst[p*W+r] = src[r*ld+p] for r < w and 0 for w <= r < W.
+func transPanelGo(dst, src []float32, ld, k, w, W int) {
+	for r := 0; r < w; r++ {
+		s := src[r*ld : r*ld+k]
+		for p, v := range s {
+			dst[p*W+r] = v
+		}
+	}
+	for p := 0; p < k; p++ {
+		clear(dst[p*W+w : p*W+W])
+	}
+}

@@ -1,0 +1,60 @@
+//go:build openblas && cgo
+
+package gemm
+
+/*
+#cgo LDFLAGS: -lopenblas
+#include <cblas.h>
+*/
+import "C"
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// OpenBLAS is the backend that calls cblas_sgemm from the system OpenBLAS
+// library through cgo. It exists only in binaries built with -tags openblas.
+// OpenBLAS is limited to one thread on first use, because fotsim already
+// runs one worker per core; the OPENBLAS_CORETYPE environment variable, when
+// set, is honoured by OpenBLAS itself.
+type OpenBLAS struct{}
+
+var openblasOnce sync.Once
+
+func init() {
+	Register("openblas", func() Backend {
+		openblasOnce.Do(func() { C.openblas_set_num_threads(1) })
+		return OpenBLAS{}
+	})
+}
+
+// Name implements Backend.
+func (OpenBLAS) Name() string { return "openblas" }
+
+// Corename reports the kernel family OpenBLAS selected for this CPU,
+// e.g. "SkylakeX" or "Zen".
+func (OpenBLAS) Corename() string { return C.GoString(C.openblas_get_corename()) }
+
+// Sgemm implements Backend.
+func (OpenBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
+	if transA {
+		ta = C.CblasTrans
+	}
+	if transB {
+		tb = C.CblasTrans
+	}
+	var pa, pb *float32
+	if k > 0 {
+		pa, pb = &a[0], &b[0]
+	}
+	C.cblas_sgemm(C.CblasRowMajor, ta, tb, C.blasint(m), C.blasint(n), C.blasint(k),
+		C.float(alpha), (*C.float)(unsafe.Pointer(pa)), C.blasint(lda),
+		(*C.float)(unsafe.Pointer(pb)), C.blasint(ldb), C.float(beta),
+		(*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
+}

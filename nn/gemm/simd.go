@@ -1,0 +1,184 @@
+package gemm
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrLevel is returned by NewSIMD for a kernel level this CPU or build
+// cannot run.
+var ErrLevel = errors.New("gemm: unsupported simd level")
+
+// Blocking. A packed A panel of kcMax columns and MR rows stays in L1 while
+// the kernel sweeps the packed B block (at most l2Floats floats, kept in L2);
+// the packed A block holds at most mcMax rows.
+const (
+	kcMax    = 512
+	mcMax    = 1024
+	l2Floats = 160 << 10
+)
+
+// level is one implementation of the packed micro-kernel scheme: its tile
+// shape, its kernels and its packing routines.
+type level struct {
+	name string
+	mr   int // rows of a packed A sliver (the full tile height)
+	vw   int // floats per vector; B slivers are a multiple of vw wide
+	nv   int // vectors of a full B sliver: NR = nv*vw
+
+	// micro computes the mr' x (nv'*vw) tile at c[0], ldc, reading packed
+	// a (stride mr) and b (stride nv'*vw); only the first cols columns of
+	// the tile are written (cols > (nv'-1)*vw).
+	micro func(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int)
+
+	// copyPanel sets dst[p*W+j] = src[p*ld+j] for j < w, 0 for w <= j < W.
+	copyPanel func(dst, src []float32, ld, k, w, W int)
+	// transPanel sets dst[p*W+r] = src[r*ld+p] for r < w, 0 for w <= r < W.
+	transPanel func(dst, src []float32, ld, k, w, W int)
+}
+
+// SIMD is the backend of fotsim's own packed, register-blocked kernels:
+// AVX-512 or AVX2+FMA Go assembly on amd64, chosen at run time, and a
+// pure-Go kernel elsewhere. It is safe for concurrent use; packing buffers
+// come from a sync.Pool, so a call allocates nothing in steady state.
+type SIMD struct{ lv *level }
+
+func init() { Register("simd", func() Backend { return &SIMD{lv: levels()[0]} }) }
+
+// NewSIMD returns the simd backend forced to one kernel level: "avx512",
+// "avx2" or "generic"; "" picks the best level this CPU supports.
+func NewSIMD(level string) (*SIMD, error) {
+	ls := levels()
+	if level == "" {
+		return &SIMD{lv: ls[0]}, nil
+	}
+	for _, l := range ls {
+		if l.name == level {
+			return &SIMD{lv: l}, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q (this CPU: %v)", ErrLevel, level, SIMDLevels())
+}
+
+// SIMDLevels lists the kernel levels usable here, best first.
+func SIMDLevels() []string {
+	var names []string
+	for _, l := range levels() {
+		names = append(names, l.name)
+	}
+	return names
+}
+
+// Name implements Backend.
+func (*SIMD) Name() string { return "simd" }
+
+// Level reports the kernel level in use, e.g. "avx512".
+func (s *SIMD) Level() string { return s.lv.name }
+
+// workspace holds the packing buffers of one Sgemm call.
+type workspace struct{ a, b []float32 }
+
+var wsPool = sync.Pool{New: func() any { return new(workspace) }}
+
+// zeroRow pads transposed panels; it is never written.
+var zeroRow [kcMax]float32
+
+// Sgemm implements Backend.
+func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	lv := s.lv
+	nr := lv.nv * lv.vw
+
+	// Balanced k blocks, each a multiple of 8 but the last.
+	nkb := (k + kcMax - 1) / kcMax
+	kc := ceilTo((k+nkb-1)/nkb, 8)
+	// Row blocks of A.
+	nmb := (m + mcMax - 1) / mcMax
+	mc := ceilTo((m+nmb-1)/nmb, lv.mr)
+	// Column blocks of B sized for L2.
+	ncMax := max(nr, l2Floats/kc/nr*nr)
+	nnb := (n + ncMax - 1) / ncMax
+	nc := ceilTo((n+nnb-1)/nnb, nr)
+
+	ws := wsPool.Get().(*workspace)
+	if need := mc * kc; len(ws.a) < need {
+		ws.a = make([]float32, need)
+	}
+	if need := kc * ceilTo(nc, nr); len(ws.b) < need {
+		ws.b = make([]float32, need)
+	}
+	pa, pb := ws.a, ws.b
+
+	for pc := 0; pc < k; pc += kc {
+		kb := min(kc, k-pc)
+		loadC, bet := beta != 0, beta
+		if pc > 0 {
+			loadC, bet = true, 1
+		}
+		for ic := 0; ic < m; ic += mc {
+			mb := min(mc, m-ic)
+			// Pack A[ic:ic+mb, pc:pc+kb] into slivers of mr rows.
+			for ir := 0; ir < mb; ir += lv.mr {
+				w := min(lv.mr, mb-ir)
+				dst := pa[ir*kb : (ir+lv.mr)*kb]
+				if transA { // A is k x m: row p of the sliver is contiguous
+					lv.copyPanel(dst, a[pc*lda+ic+ir:], lda, kb, w, lv.mr)
+				} else {
+					lv.transPanel(dst, a[(ic+ir)*lda+pc:], lda, kb, w, lv.mr)
+				}
+			}
+			for jc := 0; jc < n; jc += nc {
+				nb := min(nc, n-jc)
+				// Pack B[pc:pc+kb, jc:jc+nb] into slivers of nr columns; the
+				// last one is only as wide as the vectors it needs.
+				for jr := 0; jr < nb; jr += nr {
+					w := min(nr, nb-jr)
+					W := ceilTo(w, lv.vw)
+					dst := pb[jr*kb : jr*kb+W*kb]
+					if transB { // B is n x k
+						lv.transPanel(dst, b[(jc+jr)*ldb+pc:], ldb, kb, w, W)
+					} else {
+						lv.copyPanel(dst, b[pc*ldb+jc+jr:], ldb, kb, w, W)
+					}
+				}
+				for ir := 0; ir < mb; ir += lv.mr {
+					rows := min(lv.mr, mb-ir)
+					ap := pa[ir*kb:]
+					crow := (ic + ir) * ldc
+					for jr := 0; jr < nb; jr += nr {
+						w := min(nr, nb-jr)
+						nv := (w + lv.vw - 1) / lv.vw
+						lv.micro(rows, nv, kb, ap, pb[jr*kb:], c[crow+jc+jr:], ldc, alpha, bet, loadC, w)
+					}
+				}
+			}
+		}
+	}
+	wsPool.Put(ws)
+}
+
+// scaleC sets C = beta*C, without reading C when beta == 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(row)
+			continue
+		}
+		if beta != 1 {
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+func ceilTo(x, q int) int { return (x + q - 1) / q * q }

@@ -1,0 +1,130 @@
+package scenarios
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// reference documents every scenario key, in schema order. A test checks that it
+// covers exactly the keys of the Go types and that the defaults agree with Default().
+var reference = []KeyDoc{
+	{Path: "name", Kind: KindString, Default: "(file or built-in name)", Doc: "scenario name for tables and run records"},
+	{Path: "description", Kind: KindString, Default: `""`, Doc: "free text"},
+	{Path: "seeds", Kind: "list of int", Default: "[0]", Doc: "random seeds (>= 0, distinct); every method runs once per seed"},
+	{Path: "methods", Kind: "list of method", Default: "[fedavg]", Doc: "methods to compare: names, or {name: NAME, option: value} (see the method list); labels must be distinct"},
+
+	{Path: "data", Kind: "mapping", Doc: "dataset and task stream"},
+	{Path: "data.dataset", Kind: KindString, Default: "mnist", Allowed: datasets, Doc: "dataset (mnist/fashion read idx files from data.dir; synthetic is generated)"},
+	{Path: "data.dir", Kind: KindString, Default: `""`, Doc: "directory of the dataset files; empty = package data's default places"},
+	{Path: "data.stream", Kind: KindString, Default: "permuted", Allowed: streams, Doc: "how tasks are made: pixel permutations (task 0 = identity), rotations, or disjoint class splits"},
+	{Path: "data.tasks", Kind: KindInt, Default: "3", Doc: "number of tasks (>= 1)"},
+	{Path: "data.angles", Kind: "list of float", Default: "[]", Doc: "rotated stream: one angle in degrees per task; empty = evenly spaced"},
+	{Path: "data.classes_per_task", Kind: KindInt, Default: "2", Doc: "split stream: classes per task; tasks x classes_per_task <= classes of the dataset"},
+	{Path: "data.mode", Kind: KindString, Default: "class", Allowed: modes, Doc: "split stream: class-incremental (global labels) or task-incremental (labels renumbered per task)"},
+	{Path: "data.normalize", Kind: KindBool, Default: "true", Doc: "apply x = (pixel/255 - mean)/std"},
+	{Path: "data.mean", Kind: KindFloat, Default: "0.1307 (mnist), 0.2860 (fashion), 0 (synthetic)", Doc: "normalisation mean; the default depends on the dataset"},
+	{Path: "data.std", Kind: KindFloat, Default: "0.3081 (mnist), 0.3530 (fashion), 1 (synthetic)", Doc: "normalisation std (> 0 when normalize); the default depends on the dataset"},
+	{Path: "data.train_limit", Kind: KindInt, Default: "0", Doc: "use only the first N training images (0 = all)"},
+	{Path: "data.test_limit", Kind: KindInt, Default: "0", Doc: "use only the first N test images (0 = all)"},
+	{Path: "data.synthetic", Kind: "mapping", Doc: "generated Gaussian-cluster data (dataset: synthetic only)"},
+	{Path: "data.synthetic.train", Kind: KindInt, Default: "6000", Doc: "training samples"},
+	{Path: "data.synthetic.test", Kind: KindInt, Default: "1000", Doc: "test samples"},
+	{Path: "data.synthetic.classes", Kind: KindInt, Default: "10", Doc: "classes (>= 2)"},
+	{Path: "data.synthetic.dim", Kind: KindInt, Default: "64", Doc: "input dimension"},
+	{Path: "data.synthetic.noise", Kind: KindFloat, Default: "1", Doc: "standard deviation around the class centres"},
+
+	{Path: "partition", Kind: "mapping", Doc: "how each task's training data is dealt to clients"},
+	{Path: "partition.clients", Kind: KindInt, Default: "10", Doc: "number of simulated clients"},
+	{Path: "partition.scheme", Kind: KindString, Default: "iid", Allowed: schemes, Doc: "iid shuffle and deal; shards = sort by label, cut, deal shards_per_client each; dirichlet = label mix ~ Dir(alpha)"},
+	{Path: "partition.alpha", Kind: KindFloat, Default: "0.5", Doc: "dirichlet: concentration (> 0; small = skewed)"},
+	{Path: "partition.shards_per_client", Kind: KindInt, Default: "2", Doc: "shards: shards per client"},
+
+	{Path: "model", Kind: "mapping", Doc: "the network"},
+	{Path: "model.arch", Kind: KindString, Default: "mlp", Allowed: archs, Doc: "mlp, or cnn (conv blocks then the hidden layers)"},
+	{Path: "model.hidden", Kind: "list of int", Default: "[100, 100]", Doc: "widths of the fully connected hidden layers"},
+	{Path: "model.dropout", Kind: "list of float", Default: "(zeros, one per hidden layer)", Doc: "dropout after each hidden layer's ReLU, in [0, 1); len = len(hidden)"},
+	{Path: "model.heads", Kind: KindString, Default: "shared", Allowed: headKinds, Doc: "one output layer, or one per task (multi-head, task-incremental)"},
+	{Path: "model.conv", Kind: "list of conv", Default: "[] (mlp), [{out: 32, kernel: 5, stride: 1, pad: 0, pool: 2}, {out: 64, kernel: 5, stride: 1, pad: 0, pool: 2}] (cnn)", Doc: "cnn: conv -> ReLU -> max-pool blocks; must be empty for mlp"},
+	{Path: "model.conv[].out", Kind: KindInt, Default: "(required)", Doc: "output channels"},
+	{Path: "model.conv[].kernel", Kind: KindInt, Default: "(required)", Doc: "square kernel size"},
+	{Path: "model.conv[].stride", Kind: KindInt, Default: "1", Doc: "convolution stride"},
+	{Path: "model.conv[].pad", Kind: KindInt, Default: "0", Doc: "zero padding on each side"},
+	{Path: "model.conv[].pool", Kind: KindInt, Default: "1", Doc: "max-pool size and stride (1 = no pooling)"},
+
+	{Path: "train", Kind: "mapping", Doc: "rounds and local training"},
+	{Path: "train.rounds_per_task", Kind: KindInt, Default: "5", Doc: "communication rounds per task"},
+	{Path: "train.clients_per_round", Kind: KindInt, Default: "5", Doc: "clients sampled each round (<= partition.clients)"},
+	{Path: "train.local_epochs", Kind: KindInt, Default: "1", Doc: "local epochs per round"},
+	{Path: "train.batch_size", Kind: KindInt, Default: "64", Doc: "local mini-batch size"},
+	{Path: "train.lr", Kind: KindFloat, Default: "0.01", Doc: "client SGD learning rate (> 0)"},
+	{Path: "train.weight_decay", Kind: KindFloat, Default: "0", Doc: "L2 weight decay (>= 0)"},
+	{Path: "train.momentum", Kind: KindFloat, Default: "0", Doc: "SGD momentum in [0, 1)"},
+	{Path: "train.weighting", Kind: KindString, Default: "uniform", Allowed: weightings, Doc: "aggregation weights: uniform mean (FOT code) or n_k/n (FedAvg paper)"},
+	{Path: "train.server_lr", Kind: KindFloat, Default: "1", Doc: "server learning rate applied to the aggregate (> 0)"},
+	{Path: "train.workers", Kind: KindInt, Default: "0", Doc: "training goroutines per client host; 0 = runtime.NumCPU(), filled in when loading (results do not depend on it)"},
+	{Path: "train.deadline", Kind: "duration", Default: "0s", Doc: "how long the server waits for updates each round (Go duration: 30s, 1m30s); 0 = wait for all"},
+
+	{Path: "eval", Kind: "mapping", Doc: "evaluation"},
+	{Path: "eval.every", Kind: KindInt, Default: "5", Doc: "also evaluate every N rounds; 0 = only at task ends"},
+	{Path: "eval.batch_size", Kind: KindInt, Default: "1000", Doc: "evaluation batch size"},
+
+	{Path: "transport", Kind: "mapping", Doc: "message bus"},
+	{Path: "transport.nats", Kind: KindString, Default: "embedded", Doc: `"embedded" (in-process NATS server) or a nats:// or tls:// URL`},
+
+	{Path: "fot", Kind: "mapping", Doc: "FOT settings; a fot method's own options override them"},
+	{Path: "fot.epsilon", Kind: KindFloat, Default: "0.96", Doc: "GPSE energy threshold in (0, 1] (paper: 0.96 IID, 0.94 non-IID PMNIST)"},
+	{Path: "fot.eps_inc", Kind: KindFloat, Default: "0", Doc: "added to epsilon after each task, in [0, 1)"},
+	{Path: "fot.criterion", Kind: KindString, Default: "fot", Allowed: criteria, Doc: "fot (ratio rule of the paper) or gpm (squared ratio, Saha et al. 2021)"},
+	{Path: "fot.sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "GPSE random matrix: uniform U[-1,1] (MLP setting) or gaussian N(0,1) (conv setting)"},
+	{Path: "fot.oversample", Kind: KindInt, Default: "1", Doc: "sketch width m = oversample x d_in (paper: 1 for MLPs, 5 for conv nets)"},
+	{Path: "fot.gpse_dropout", Kind: KindBool, Default: "true", Doc: "run the GPSE pass in training mode (earlier dropouts active), as the authors' MLP code"},
+}
+
+// Reference returns the documentation of every scenario key in schema order: its path
+// (list items as "model.conv[].out"), kind, default and meaning. Blocks (mappings) are
+// included with an empty Default.
+func Reference() []KeyDoc {
+	out := slices.Clone(reference)
+	for i := range out {
+		out[i].Allowed = slices.Clone(out[i].Allowed)
+	}
+	return out
+}
+
+// ReferenceMarkdown renders Reference and Methods as Markdown tables, for the README
+// and `fotsim list`.
+func ReferenceMarkdown() string {
+	var b strings.Builder
+	b.WriteString("| key | default | meaning |\n|---|---|---|\n")
+	for _, k := range reference {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k.Path, mdDefault(k.Default), mdDoc(k))
+	}
+	b.WriteString("\n| method | options | summary |\n|---|---|---|\n")
+	for _, mi := range Methods() {
+		opts := make([]string, len(mi.Options))
+		for i, o := range mi.Options {
+			opts[i] = fmt.Sprintf("`%s` (%s, default %s)", o.Path, o.Kind, o.Default)
+		}
+		if len(opts) == 0 {
+			opts = []string{"none"}
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", mi.Name, strings.Join(opts, ", "), mi.Summary)
+	}
+	return b.String()
+}
+
+func mdDefault(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + s + "`"
+}
+
+func mdDoc(k KeyDoc) string {
+	doc := k.Doc
+	if len(k.Allowed) > 0 {
+		doc += " (one of: " + strings.Join(k.Allowed, ", ") + ")"
+	}
+	return strings.ReplaceAll(doc, "|", `\|`)
+}

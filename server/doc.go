@@ -1,0 +1,12 @@
+// Package server runs the federated round loop of one experiment
+// (ALGORITHMS.md §1): seeded client sampling, the model broadcast, update
+// collection with an optional deadline, aggregation, FOT's projection and
+// subspace growth, evaluation and the accuracy matrix.
+//
+// The server talks to client hosts only through the small Transport
+// interface it defines, so the same code drives in-process hosts over an
+// embedded NATS server and remote hosts over a NATS cluster.
+//
+//	s, err := server.New(cfg, model, eval, conn)
+//	rec, err := s.Run(ctx, params)
+package server

@@ -1,0 +1,150 @@
+package server
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// FOTConfig is the server side of FOT (ALGORITHMS.md §3).
+type FOTConfig struct {
+	Epsilon    float64 // energy threshold of the first task
+	EpsInc     float64 // added to the threshold after every task
+	Criterion  string  // "fot" (the paper) or "gpm"
+	Oversample int     // sketch width m = Oversample * d_in, as the clients use
+}
+
+// Validate reports an unusable FOT configuration.
+func (c FOTConfig) Validate() error {
+	if c.Oversample < 1 {
+		return fmt.Errorf("%w: fot oversample %d < 1", ErrConfig, c.Oversample)
+	}
+	return aggregator.GPSEConfig{Epsilon: c.Epsilon, EpsInc: c.EpsInc, Criterion: c.Criterion}.Validate()
+}
+
+// fotState is FOT's memory: one basis per projected layer.
+type fotState struct {
+	gpse    aggregator.GPSEConfig
+	over    int
+	layers  []nn.ParamView
+	bases   []*aggregator.Basis
+	proj    *aggregator.Projector
+	ysum    [][]float32
+	acc     []float64
+	removed []float64 // summed removed share per layer over the task's rounds
+	rounds  int
+}
+
+func newFOTState(c FOTConfig, m *nn.Model) *fotState {
+	f := &fotState{
+		gpse:   aggregator.GPSEConfig{Epsilon: c.Epsilon, EpsInc: c.EpsInc, Criterion: c.Criterion},
+		over:   c.Oversample,
+		layers: client.Projected(m),
+		proj:   aggregator.NewProjector(nn.ActiveBackend()),
+	}
+	for _, l := range f.layers {
+		f.bases = append(f.bases, aggregator.NewBasis(l.Cols))
+		f.ysum = append(f.ysum, make([]float32, l.Cols*aggregator.SketchCols(l.Cols, float64(f.over))))
+	}
+	f.removed = make([]float64, len(f.layers))
+	return f
+}
+
+// appendBases adds the current bases to a round broadcast, so that the
+// clients can compute their residuals.
+func (f *fotState) appendBases(ts []transport.Tensor) []transport.Tensor {
+	for i, b := range f.bases {
+		if b.K() == 0 {
+			continue
+		}
+		ts = append(ts, transport.Tensor{Name: client.BasisTensor(i), Rows: b.Dim(), Cols: b.K(), Data: b.Float32()})
+	}
+	return ts
+}
+
+// project applies FedProject to every projected layer of the aggregate
+// (ALGORITHMS.md §3.1) and records the removed share.
+func (f *fotState) project(agg []float32) {
+	for i, l := range f.layers {
+		d := agg[l.Offset : l.Offset+l.Rows*l.Cols]
+		f.removed[i] += f.proj.Project(d, l.Rows, l.Cols, f.bases[i])
+	}
+	f.rounds++
+}
+
+// checkSketch verifies that an update carries a well-shaped sketch and a
+// ratio in [0, 1] for every projected layer.
+func (f *fotState) checkSketch(m *transport.Message) error {
+	for i, l := range f.layers {
+		t := findTensor(m.Tensors, client.SketchTensor(i))
+		want := aggregator.SketchCols(l.Cols, float64(f.over))
+		if t == nil {
+			return fmt.Errorf("no %q tensor", client.SketchTensor(i))
+		}
+		if t.Rows != l.Cols || t.Cols != want {
+			return fmt.Errorf("%q is %dx%d, want %dx%d", t.Name, t.Rows, t.Cols, l.Cols, want)
+		}
+		r, ok := findScalar(m.Scalars, client.RatioScalar(i))
+		if !ok || r < 0 || r > 1+1e-6 {
+			return fmt.Errorf("%q missing or outside [0, 1]: %v", client.RatioScalar(i), r)
+		}
+	}
+	return nil
+}
+
+// grow runs the server side of GPSE at the end of task t: sums the
+// sketches (in client order), picks the threshold from the ratios and grows
+// every basis; then fills the task's details.
+func (f *fotState) grow(got []*transport.Message, t int, detail *results.TaskDetail) error {
+	ns := make([]int64, 0, len(got))
+	ratios := make([]float64, len(got))
+	for _, m := range got {
+		ns = append(ns, m.N)
+	}
+	detail.BasisDims = map[string]int{}
+	detail.ProjectedFraction = map[string]float64{}
+	for i, l := range f.layers {
+		y := f.ysum[i]
+		if len(f.acc) < len(y) {
+			f.acc = make([]float64, len(y))
+		}
+		acc := f.acc[:len(y)]
+		clear(acc)
+		for k, m := range got {
+			s := findTensor(m.Tensors, client.SketchTensor(i))
+			for j, v := range s.Data {
+				acc[j] += float64(v)
+			}
+			ratios[k], _ = findScalar(m.Scalars, client.RatioScalar(i))
+		}
+		for j, v := range acc {
+			y[j] = float32(v)
+		}
+		if _, _, err := f.gpse.Extend(f.bases[i], y, l.Cols, len(y)/l.Cols, ratios, ns, t); err != nil {
+			return fmt.Errorf("layer %s: %w", l.Name, err)
+		}
+		detail.BasisDims[l.Name] = f.bases[i].K()
+		if f.rounds > 0 {
+			detail.ProjectedFraction[l.Name] = f.removed[i] / float64(f.rounds)
+		} else {
+			detail.ProjectedFraction[l.Name] = 0
+		}
+	}
+	clear(f.removed)
+	f.rounds = 0
+	return nil
+}
+
+func findScalar(ss []transport.Scalar, name string) (float64, bool) {
+	for _, s := range ss {
+		if s.Name == name {
+			return s.Value, true
+		}
+	}
+	return math.NaN(), false
+}

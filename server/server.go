@@ -1,0 +1,383 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// ErrConfig reports an unusable server configuration.
+var ErrConfig = errors.New("server: bad config")
+
+// ErrNoUpdates is returned when a round ends with no accepted update.
+var ErrNoUpdates = errors.New("server: no client update arrived")
+
+// Transport is what the server needs from the messaging layer.
+type Transport interface {
+	Publish(subject string, m *transport.Message) (int, error)
+	Subscribe(subject string, fn func(m *transport.Message, err error)) (func() error, error)
+	Flush() error
+}
+
+// Config is the round loop's recipe.
+type Config struct {
+	Subjects        transport.Subjects
+	Seed            uint64
+	Tasks           int
+	RoundsPerTask   int
+	Clients         int
+	ClientsPerRound int
+	Weighting       aggregator.Weighting
+	ServerLR        float32
+	// EvalEvery > 0 adds an accuracy curve point every EvalEvery rounds.
+	EvalEvery int
+	// Deadline > 0 closes a round's collection after that long; late
+	// updates are counted and dropped. 0 waits for every selected client.
+	Deadline time.Duration
+	// FOT, when non-nil, turns FedAvg into FOT (ALGORITHMS.md §3).
+	FOT *FOTConfig
+	// Logf receives one line per rejected message; nil discards them.
+	Logf func(format string, args ...any)
+	// OnTask, when set, is called after each task's evaluation.
+	OnTask func(TaskReport)
+}
+
+// TaskReport is the progress of one finished task.
+type TaskReport struct {
+	Task, Tasks int
+	Rounds      int
+	TrainLoss   float64
+	Acc         []float64 // on tasks 0..Task
+	Elapsed     time.Duration
+	Detail      results.TaskDetail
+}
+
+// Validate reports an unusable configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.Tasks < 1:
+		return fmt.Errorf("%w: tasks %d < 1", ErrConfig, c.Tasks)
+	case c.RoundsPerTask < 1:
+		return fmt.Errorf("%w: rounds per task %d < 1", ErrConfig, c.RoundsPerTask)
+	case c.Clients < 1:
+		return fmt.Errorf("%w: clients %d < 1", ErrConfig, c.Clients)
+	case c.ClientsPerRound < 1 || c.ClientsPerRound > c.Clients:
+		return fmt.Errorf("%w: clients per round %d not in [1, %d]", ErrConfig, c.ClientsPerRound, c.Clients)
+	case c.ServerLR == 0:
+		return fmt.Errorf("%w: server learning rate is 0", ErrConfig)
+	}
+	if c.FOT != nil {
+		return c.FOT.Validate()
+	}
+	return nil
+}
+
+// Server runs the round loop of one experiment.
+type Server struct {
+	cfg   Config
+	model *nn.Model
+	eval  *Evaluator
+	tr    Transport
+	fot   *fotState
+
+	mu   sync.Mutex
+	col  collection
+	agg  []float32
+	ups  []aggregator.Update
+	rec  results.Record
+	msg  transport.Message
+	wbuf []float64
+}
+
+// collection is the state of the round being collected, guarded by mu.
+type collection struct {
+	round    int32
+	open     bool
+	sketch   bool // the round asked for GPSE sketches
+	slot     map[int32]int
+	got      []*transport.Message
+	n        int
+	full     chan struct{}
+	rejected int
+	late     int
+}
+
+// New returns a server for model, evaluating with eval, over tr.
+func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if eval.Tasks() != cfg.Tasks {
+		return nil, fmt.Errorf("%w: evaluator has %d tasks, config %d", ErrConfig, eval.Tasks(), cfg.Tasks)
+	}
+	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, agg: make([]float32, model.NumParams())}
+	if cfg.FOT != nil {
+		s.fot = newFOTState(*cfg.FOT, model)
+	}
+	return s, nil
+}
+
+// Run trains params (the initial global model, updated in place) through
+// every task and round, and returns the parts of the run record the server
+// owns: the accuracy matrix, curves, rounds, bytes and per-task details.
+func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, error) {
+	if len(params) != s.model.NumParams() {
+		return nil, fmt.Errorf("%w: %d parameters, model has %d", ErrConfig, len(params), s.model.NumParams())
+	}
+	unsub, err := s.tr.Subscribe(s.cfg.Subjects.Update, s.receive)
+	if err != nil {
+		return nil, fmt.Errorf("server: subscribe %s: %w", s.cfg.Subjects.Update, err)
+	}
+	defer unsub()
+	defer s.stop()
+
+	T, R := s.cfg.Tasks, s.cfg.RoundsPerTask
+	s.rec.AccMatrix = make(results.Matrix, T)
+	for i := range s.rec.AccMatrix {
+		s.rec.AccMatrix[i] = make([]float64, T)
+		for j := range s.rec.AccMatrix[i] {
+			s.rec.AccMatrix[i][j] = math.NaN()
+		}
+	}
+	for t := 0; t < T; t++ {
+		start := time.Now()
+		var lossSum float64
+		var lossN int
+		detail := results.TaskDetail{Task: t, Rounds: R}
+		for r := 0; r < R; r++ {
+			round := t*R + r
+			last := r == R-1
+			loss, n, err := s.round(ctx, params, t, round, last, &detail)
+			if err != nil {
+				return nil, err
+			}
+			lossSum += loss
+			lossN += n
+			s.rec.Rounds++
+			if s.cfg.EvalEvery > 0 && (round+1)%s.cfg.EvalEvery == 0 {
+				c := results.Curve{Round: round + 1, Task: t}
+				for j := 0; j <= t; j++ {
+					c.Acc = append(c.Acc, s.eval.Accuracy(params, j))
+				}
+				s.rec.Curves = append(s.rec.Curves, c)
+			}
+		}
+		row := s.rec.AccMatrix[t]
+		for j := 0; j <= t; j++ {
+			row[j] = s.eval.Accuracy(params, j)
+		}
+		if lossN > 0 {
+			detail.TrainLoss = lossSum / float64(lossN)
+		}
+		s.rec.TasksDetail = append(s.rec.TasksDetail, detail)
+		if s.cfg.OnTask != nil {
+			s.cfg.OnTask(TaskReport{Task: t, Tasks: T, Rounds: R, TrainLoss: detail.TrainLoss,
+				Acc: slices.Clone(row[:t+1]), Elapsed: time.Since(start), Detail: detail})
+		}
+	}
+	s.mu.Lock()
+	s.rec.RejectedUpdates, s.rec.LateUpdates = s.col.rejected, s.col.late
+	s.mu.Unlock()
+	rec := s.rec
+	return &rec, nil
+}
+
+// stop tells every client host that the run is over.
+func (s *Server) stop() {
+	_, _ = s.tr.Publish(s.cfg.Subjects.Round, &transport.Message{Kind: transport.KindStop})
+	_ = s.tr.Flush()
+}
+
+// round runs one round: sample, broadcast, collect, aggregate, project,
+// apply, and (on a task's last round under FOT) grow the bases. It returns
+// the summed client training loss and the number of updates behind it.
+func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, detail *results.TaskDetail) (float64, int, error) {
+	sel := Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
+	sketch := s.fot != nil && last
+	s.open(int32(round), sel, sketch)
+
+	m := &s.msg
+	*m = transport.Message{
+		Kind:    transport.KindRound,
+		Round:   int32(round),
+		Task:    int32(task),
+		Clients: sel,
+		Tensors: append(m.Tensors[:0], transport.Tensor{Name: client.TensorParams, Rows: 1, Cols: len(params), Data: params}),
+	}
+	if sketch {
+		m.Flags |= client.FlagSketch
+		m.Tensors = s.fot.appendBases(m.Tensors)
+	}
+	n, err := s.tr.Publish(s.cfg.Subjects.Round, m)
+	if err != nil {
+		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
+	}
+	if err := s.tr.Flush(); err != nil {
+		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
+	}
+	s.rec.BytesDown += int64(n) * int64(len(sel))
+
+	got, err := s.collect(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("server: round %d: %w", round, err)
+	}
+	if len(got) == 0 {
+		return 0, 0, fmt.Errorf("%w in round %d of task %d", ErrNoUpdates, round, task)
+	}
+	s.ups = s.ups[:0]
+	var loss float64
+	for _, u := range got {
+		d := findTensor(u.Tensors, client.TensorDelta)
+		s.ups = append(s.ups, aggregator.Update{Client: int(u.Client), N: u.N, Delta: d.Data})
+		loss += scalar(u.Scalars, client.ScalarLoss)
+	}
+	aggregator.Mean(s.agg, s.ups, s.cfg.Weighting)
+	if s.fot != nil && task > 0 {
+		s.fot.project(s.agg)
+	}
+	aggregator.Apply(params, s.agg, s.cfg.ServerLR)
+	if sketch {
+		if err := s.fot.grow(got, task, detail); err != nil {
+			return 0, 0, fmt.Errorf("server: GPSE at the end of task %d: %w", task, err)
+		}
+	}
+	return loss, len(got), nil
+}
+
+// open starts collecting the updates of round from the selected clients.
+func (s *Server) open(round int32, sel []int32, sketch bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.col
+	c.round, c.open, c.sketch, c.n = round, true, sketch, 0
+	c.slot = make(map[int32]int, len(sel))
+	for i, id := range sel {
+		c.slot[id] = i
+	}
+	c.got = make([]*transport.Message, len(sel))
+	c.full = make(chan struct{})
+}
+
+// collect waits until every selected client has answered, the deadline
+// passes or ctx ends, and returns the accepted updates in client-id order.
+func (s *Server) collect(ctx context.Context) ([]*transport.Message, error) {
+	var deadline <-chan time.Time
+	if s.cfg.Deadline > 0 {
+		t := time.NewTimer(s.cfg.Deadline)
+		defer t.Stop()
+		deadline = t.C
+	}
+	s.mu.Lock()
+	full := s.col.full
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-full:
+	case <-deadline:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.col.open = false
+	var out []*transport.Message
+	for _, m := range s.col.got {
+		if m != nil {
+			out = append(out, m)
+		}
+	}
+	return out, err
+}
+
+// receive is the update handler: it checks an update against the round
+// being collected and stores it, or counts and logs why it was rejected.
+func (s *Server) receive(m *transport.Message, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &s.col
+	if err != nil {
+		c.rejected++
+		s.logf("server: rejected update: %v", err)
+		return
+	}
+	if m.Kind != transport.KindUpdate {
+		c.rejected++
+		s.logf("server: rejected message of kind %d on the update subject", m.Kind)
+		return
+	}
+	if !c.open || m.Round != c.round {
+		c.late++
+		s.logf("server: late update of client %d for round %d (collecting round %d)", m.Client, m.Round, c.round)
+		return
+	}
+	i, ok := c.slot[m.Client]
+	if !ok {
+		c.rejected++
+		s.logf("server: rejected update of round %d from client %d, which was not selected", m.Round, m.Client)
+		return
+	}
+	if c.got[i] != nil {
+		c.rejected++
+		s.logf("server: rejected duplicate update of client %d in round %d", m.Client, m.Round)
+		return
+	}
+	if err := s.checkUpdate(m); err != nil {
+		c.rejected++
+		s.logf("server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+		return
+	}
+	c.got[i] = m
+	s.rec.BytesUp += int64(m.EncodedLen())
+	c.n++
+	if c.n == len(c.got) {
+		close(c.full)
+	}
+}
+
+// checkUpdate verifies the shape of an update's tensors.
+func (s *Server) checkUpdate(m *transport.Message) error {
+	d := findTensor(m.Tensors, client.TensorDelta)
+	if d == nil {
+		return fmt.Errorf("no %q tensor", client.TensorDelta)
+	}
+	if len(d.Data) != s.model.NumParams() {
+		return fmt.Errorf("%q has %d values, want %d", client.TensorDelta, len(d.Data), s.model.NumParams())
+	}
+	if m.N < 1 {
+		return fmt.Errorf("sample count %d < 1", m.N)
+	}
+	if s.col.sketch {
+		return s.fot.checkSketch(m)
+	}
+	return nil
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+func findTensor(ts []transport.Tensor, name string) *transport.Tensor {
+	for i := range ts {
+		if ts[i].Name == name {
+			return &ts[i]
+		}
+	}
+	return nil
+}
+
+func scalar(ss []transport.Scalar, name string) float64 {
+	v, _ := findScalar(ss, name)
+	return v
+}

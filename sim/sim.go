@@ -1,0 +1,384 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/rng"
+	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// ErrMethod is returned for a method the simulator cannot run.
+var ErrMethod = errors.New("sim: unsupported method")
+
+// Options are the per-run choices that are not part of the scenario.
+type Options struct {
+	// Out is the run-record folder; "" writes nothing.
+	Out string
+	// Progress receives one line per finished task; nil is silent.
+	Progress io.Writer
+	// Log receives rejected-message lines; nil is silent.
+	Log io.Writer
+}
+
+// Env holds what the runs of one process share: loaded datasets.
+type Env struct {
+	mu    sync.Mutex
+	cache map[string][2]*data.Dataset
+}
+
+// NewEnv returns an empty environment.
+func NewEnv() *Env { return &Env{cache: map[string][2]*data.Dataset{}} }
+
+// datasets loads (once) the train and test sets the scenario names.
+func (e *Env) datasets(d scenarios.Data, seed int64) (train, test *data.Dataset, err error) {
+	mean, std := d.Norm()
+	norm := data.Norm{Mean: mean, Std: std}
+	key := fmt.Sprintf("%s|%s|%v|%v", d.Dataset, d.Dir, mean, std)
+	if d.Dataset == "synthetic" {
+		key = fmt.Sprintf("synthetic|%+v|%d", d.Synthetic, seed)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if p, ok := e.cache[key]; ok {
+		return p[0], p[1], nil
+	}
+	switch d.Dataset {
+	case "mnist":
+		train, test, err = data.LoadMNIST(d.Dir, norm)
+	case "fashion":
+		train, test, err = data.LoadFashionMNIST(d.Dir, norm)
+	case "synthetic":
+		side := 1
+		for side*side < d.Synthetic.Dim {
+			side++
+		}
+		cfg := data.SyntheticConfig{
+			Train: d.Synthetic.Train, Test: d.Synthetic.Test, Classes: d.Synthetic.Classes,
+			Noise: d.Synthetic.Noise, Shape: [3]int{1, 1, d.Synthetic.Dim},
+		}
+		if side*side == d.Synthetic.Dim {
+			cfg.Shape = [3]int{1, side, side}
+		}
+		train, test = data.Synthetic(cfg, uint64(seed))
+	default:
+		return nil, nil, fmt.Errorf("sim: unknown dataset %q", d.Dataset)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	e.cache[key] = [2]*data.Dataset{train, test}
+	return train, test, nil
+}
+
+// Experiment is a built, ready-to-run experiment.
+type Experiment struct {
+	Scenario *scenarios.Scenario
+	Run      scenarios.Run
+	Tasks    []data.Task
+	Parts    [][][]int32 // [task][client] rows of the task's training view
+	Model    *nn.Model
+	Params   []float32
+	heads    []int
+}
+
+// Shard implements client.Shards.
+func (x *Experiment) Shard(task, c int) (data.View, []int32, int) {
+	return x.Tasks[task].Train, x.Parts[task][c], x.heads[task]
+}
+
+// Build prepares the data, partitions, model and initial parameters of one
+// run. Everything random is drawn from streams of the run's seed.
+func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, error) {
+	if _, ok := scenarios.LookupMethod(run.Method.Name); !ok {
+		return nil, fmt.Errorf("%w %q", ErrMethod, run.Method.Name)
+	}
+	seed := uint64(run.Seed)
+	d := sc.Data
+	train, test, err := e.datasets(d, run.Seed)
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := data.BuildStream(train, test, data.StreamConfig{
+		Kind: d.Stream, Tasks: d.Tasks, Angles: d.Angles, ClassesPerTask: d.ClassesPerTask, Mode: d.Mode,
+	}, seed)
+	if err != nil {
+		return nil, fmt.Errorf("sim: data stream: %w", err)
+	}
+	for i := range tasks {
+		tasks[i].Train = limit(tasks[i].Train, d.TrainLimit, seed, "train-limit", i)
+		tasks[i].Test = limit(tasks[i].Test, d.TestLimit, seed, "test-limit", i)
+	}
+	x := &Experiment{Scenario: sc, Run: run, Tasks: tasks}
+	perTask := sc.Heads() > 1
+	pcfg := data.PartitionConfig{Scheme: sc.Partition.Scheme, Alpha: sc.Partition.Alpha, ShardsPerClient: sc.Partition.ShardsPerClient}
+	for i, t := range tasks {
+		parts, err := data.Partition(t.Train, sc.Partition.Clients, pcfg, rng.New(seed, "partition", i))
+		if err != nil {
+			return nil, fmt.Errorf("sim: partition of task %d: %w", i, err)
+		}
+		x.Parts = append(x.Parts, parts)
+		h := 0
+		if perTask {
+			h = i
+		}
+		x.heads = append(x.heads, h)
+	}
+	spec := modelSpec(sc, train)
+	if x.Model, err = nn.Build(spec); err != nil {
+		return nil, fmt.Errorf("sim: model: %w", err)
+	}
+	x.Params = make([]float32, x.Model.NumParams())
+	x.Model.Init(x.Params, rng.New(seed, "init"))
+	return x, nil
+}
+
+// limit keeps a seeded random subset of n rows of v (n <= 0: all rows),
+// in ascending row order.
+func limit(v data.View, n int, seed uint64, purpose string, task int) data.View {
+	if n <= 0 || n >= v.Len() {
+		return v
+	}
+	pick := rng.New(seed, purpose, task).Perm(v.Len())[:n]
+	rows := make([]int, n)
+	copy(rows, pick)
+	sortInts(rows)
+	idx := make([]int32, n)
+	for i, r := range rows {
+		idx[i] = int32(v.Row(r))
+	}
+	v.Idx = idx
+	return v
+}
+
+func modelSpec(sc *scenarios.Scenario, train *data.Dataset) nn.Spec {
+	m := sc.Model
+	classes := sc.Data.Classes()
+	if sc.Data.Stream == data.KindSplit && sc.Data.Mode == data.ModeTask {
+		classes = sc.Data.ClassesPerTask
+	}
+	spec := nn.Spec{
+		Arch:    m.Arch,
+		In:      nn.Shape{C: train.Shape[0], H: train.Shape[1], W: train.Shape[2]},
+		Hidden:  m.Hidden,
+		Dropout: m.Dropout,
+		Classes: classes,
+		Heads:   sc.Heads(),
+	}
+	for _, c := range m.Conv {
+		spec.Conv = append(spec.Conv, nn.ConvSpec{Out: c.Out, Kernel: c.Kernel, Stride: c.Stride, Pad: c.Pad, Pool: c.Pool})
+	}
+	return spec
+}
+
+// Run builds and runs one experiment and, when opts.Out is set, writes its
+// run record there.
+func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run, opts Options) (*results.Record, error) {
+	start := time.Now()
+	x, err := e.Build(sc, run)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := x.Execute(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	rec.WallSeconds = time.Since(start).Seconds()
+	if opts.Out != "" {
+		resolved, err := sc.Resolved()
+		if err != nil {
+			return nil, err
+		}
+		if err := results.Write(opts.Out, rec, resolved); err != nil {
+			return nil, fmt.Errorf("sim: write run record: %w", err)
+		}
+	}
+	return rec, nil
+}
+
+// Execute runs a built experiment over the scenario's transport and returns
+// its record (without wall time).
+func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record, error) {
+	sc, run := x.Scenario, x.Run
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	srvConn, hostConn, closeAll, err := connect(sc.Transport.NATS)
+	if err != nil {
+		return nil, err
+	}
+	defer closeAll()
+	subjects := transport.SubjectsFor(runID(sc, run))
+	logf := logger(opts.Log)
+
+	tcfg := client.Config{
+		Seed:      uint64(run.Seed),
+		Epochs:    sc.Train.LocalEpochs,
+		BatchSize: sc.Train.BatchSize,
+		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
+	}
+	var fot *server.FOTConfig
+	hcfg := client.HostConfig{
+		Subjects: subjects, First: 0, Last: sc.Partition.Clients,
+		Workers: max(sc.Train.Workers, 1), Train: tcfg, Logf: logf,
+	}
+	switch run.Method.Name {
+	case "fedavg":
+	case "fot":
+		f := sc.FOTFor(run.Method)
+		fot = &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}
+		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout}
+	default:
+		return nil, fmt.Errorf("%w %q", ErrMethod, run.Method.Name)
+	}
+	host, err := client.NewHost(hcfg, x.Model, x, hostConn)
+	if err != nil {
+		return nil, err
+	}
+	if err := host.Start(ctx); err != nil {
+		return nil, err
+	}
+	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
+	if err != nil {
+		return nil, err
+	}
+	tests := make([]data.View, len(x.Tasks))
+	for i, t := range x.Tasks {
+		tests[i] = t.Test
+	}
+	ev := server.NewEvaluator(x.Model, tests, x.heads, sc.Eval.BatchSize, max(sc.Train.Workers, 1))
+	scfg := server.Config{
+		Subjects: subjects, Seed: uint64(run.Seed),
+		Tasks: len(x.Tasks), RoundsPerTask: sc.Train.RoundsPerTask,
+		Clients: sc.Partition.Clients, ClientsPerRound: sc.Train.ClientsPerRound,
+		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR),
+		EvalEvery: sc.Eval.Every, Deadline: sc.Train.Deadline,
+		FOT: fot, Logf: logf,
+		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
+	}
+	srv, err := server.New(scfg, x.Model, ev, srvConn)
+	if err != nil {
+		return nil, err
+	}
+	params := append([]float32(nil), x.Params...)
+	rec, err := srv.Run(ctx, params)
+	if err != nil {
+		cancel()
+		_ = host.Wait()
+		return nil, err
+	}
+	if err := host.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("sim: client host: %w", err)
+	}
+	rec.Scenario = sc.Name
+	rec.Method = run.Method.Name
+	rec.MethodLabel = run.Method.Label()
+	rec.Seed = uint64(run.Seed)
+	rec.Tasks = len(x.Tasks)
+	rec.Clients = sc.Partition.Clients
+	rec.ClientsPerRound = sc.Train.ClientsPerRound
+	rec.Dataset = sc.Data.Dataset
+	rec.Stream = sc.Data.Stream
+	rec.Backend = nn.ActiveBackend().Name()
+	rec.FotsimVersion = Version()
+	rec.FillMetrics()
+	return rec, nil
+}
+
+// connect returns the server's and the host's connections and a function
+// that closes them (and the embedded server, if it started one).
+func connect(url string) (srv, host *transport.Conn, closeAll func(), err error) {
+	if url == "" || url == "embedded" {
+		emb, err := transport.StartEmbedded()
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("sim: embedded NATS: %w", err)
+		}
+		srv, err = emb.Connect("fotsim-server")
+		if err == nil {
+			host, err = emb.Connect("fotsim-host-0")
+		}
+		if err != nil {
+			emb.Shutdown()
+			return nil, nil, nil, fmt.Errorf("sim: embedded NATS: %w", err)
+		}
+		return srv, host, func() { host.Close(); srv.Close(); emb.Shutdown() }, nil
+	}
+	srv, err = transport.Dial(url, "fotsim-server")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	host, err = transport.Dial(url, "fotsim-host-0")
+	if err != nil {
+		srv.Close()
+		return nil, nil, nil, err
+	}
+	return srv, host, func() { host.Close(); srv.Close() }, nil
+}
+
+// runID names the run's NATS subjects: unique per process and time so that
+// runs sharing an external NATS server do not hear each other.
+func runID(sc *scenarios.Scenario, run scenarios.Run) string {
+	return fmt.Sprintf("%s-%s-s%d-%d-%d", sc.Name, run.Method.Name, run.Seed, os.Getpid(), time.Now().UnixNano())
+}
+
+// DefaultOut is the default run-record folder: runs/<scenario>-<method>-s<seed>.
+func DefaultOut(sc *scenarios.Scenario, run scenarios.Run) string {
+	name := strings.NewReplacer("/", "-", " ", "_").Replace(sc.Name)
+	label := strings.NewReplacer("(", "-", ")", "", "=", "", ",", "-", " ", "").Replace(run.Method.Label())
+	return filepath.Join("runs", fmt.Sprintf("%s-%s-s%d", name, label, run.Seed))
+}
+
+func progress(w io.Writer, run scenarios.Run, r server.TaskReport) {
+	if w == nil {
+		return
+	}
+	var b strings.Builder
+	for j, a := range r.Acc {
+		if j > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.2f", a)
+	}
+	extra := ""
+	if len(r.Detail.BasisDims) > 0 {
+		extra = "  basis " + formatDims(r.Detail.BasisDims)
+	}
+	fmt.Fprintf(w, "%s s%d  task %d/%d  %d rounds  loss %.4f  acc [%s]  %.1fs%s\n",
+		run.Method.Label(), run.Seed, r.Task+1, r.Tasks, r.Rounds, r.TrainLoss, b.String(), r.Elapsed.Seconds(), extra)
+}
+
+func logger(w io.Writer) func(string, ...any) {
+	if w == nil {
+		return nil
+	}
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// Version is the fotsim module version from the build info ("devel" in a
+// work tree).
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

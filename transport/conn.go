@@ -1,0 +1,273 @@
+package transport
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Connection settings of Dial.
+const (
+	dialTimeout   = 5 * time.Second
+	reconnectWait = 250 * time.Millisecond
+	maxReconnects = 240 // with reconnectWait: about a minute of trying
+	// subPendingBytes bounds the bytes NATS queues for one subscription
+	// whose handler falls behind (nats.go's default is 64 MiB, less than a
+	// round of 64 updates of a 480k-parameter model).
+	subPendingBytes = 1 << 30
+)
+
+// Conn is a connection to a NATS server that speaks the fotsim protocol.
+// Publish, Subscribe, Flush, Stats and Close may be called from any
+// goroutine.
+type Conn struct {
+	nc  *nats.Conn
+	pub uint64 // publisher id in chunk headers
+
+	mu  sync.Mutex // guards buf and seq
+	buf []byte     // encode buffer, reused by Publish
+	seq uint64     // sequence number of the last chunked message
+
+	out, in atomic.Int64
+
+	subsMu sync.Mutex
+	subs   map[*nats.Subscription]*subscription
+}
+
+func newConn() *Conn {
+	var id [8]byte
+	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails
+	return &Conn{
+		pub:  binary.LittleEndian.Uint64(id[:]),
+		buf:  make([]byte, chunkHdrLen, 4096),
+		subs: make(map[*nats.Subscription]*subscription),
+	}
+}
+
+// Dial connects to the NATS server at url (for example "nats://host:4222",
+// or several comma-separated URLs) under the connection name name. The
+// connection reconnects on its own for about a minute after losing the
+// server, buffering up to 8 MiB of publishes meanwhile. Errors wrap
+// ErrConnect and name the URL.
+func Dial(url, name string) (*Conn, error) {
+	c := newConn()
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.Timeout(dialTimeout),
+		nats.ReconnectWait(reconnectWait),
+		nats.MaxReconnects(maxReconnects),
+		nats.ErrorHandler(c.asyncError),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, url, err)
+	}
+	c.nc = nc
+	return c, nil
+}
+
+// MaxPayload returns the largest NATS payload the server accepts; Publish
+// chunks messages that do not fit.
+func (c *Conn) MaxPayload() int { return int(c.nc.MaxPayload()) }
+
+// Publish encodes m and publishes it on subject. It returns the size of the
+// encoded message (m.EncodedLen()) in bytes.
+//
+// A message that fits in the server's max payload (with its 1-byte frame
+// type) goes out as one NATS message; a larger one is split into chunks of at
+// most max payload bytes, each with a 29-byte chunk header, which the
+// receiving Subscribe puts back together. Publish is safe for concurrent use
+// (publishes on one Conn are serialised) and reuses one encode buffer, so
+// publishing allocates only when a message is larger than any before it.
+// Publishing hands the bytes to the NATS client's buffer; call Flush to wait
+// until the server has them.
+func (c *Conn) Publish(subject string, m *Message) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// The message is encoded after chunkHdrLen bytes of headroom: a whole
+	// frame uses the last byte of it for its frame type; a chunked message
+	// writes each chunk's header over the bytes just before that chunk,
+	// which belong to the previous chunk, already copied out by NATS.
+	buf, err := m.AppendBinary(c.buf[:chunkHdrLen])
+	if err != nil {
+		return 0, fmt.Errorf("transport: publish %s on %q: %w", m.Kind, subject, err)
+	}
+	c.buf = buf
+	size := len(buf) - chunkHdrLen
+	maxPayload := c.MaxPayload()
+	if 1+size <= maxPayload {
+		buf[chunkHdrLen-1] = frameWhole
+		if err := c.nc.Publish(subject, buf[chunkHdrLen-1:]); err != nil {
+			return 0, fmt.Errorf("transport: publish %s on %q: %w", m.Kind, subject, natsErr(err))
+		}
+		c.out.Add(int64(1 + size))
+		return size, nil
+	}
+	if size > maxMessageBytes {
+		return 0, fmt.Errorf("%w: publish %s on %q: %d bytes, max %d", ErrTooLarge, m.Kind, subject, size, maxMessageBytes)
+	}
+	body := maxPayload - chunkHdrLen
+	if body < 1 {
+		return 0, fmt.Errorf("%w: publish on %q: server max payload %d bytes leaves no room for chunks", ErrTooLarge, subject, maxPayload)
+	}
+	c.seq++
+	h := chunkHeader{pub: c.pub, seq: c.seq, count: uint32((size + body - 1) / body), total: uint32(size)}
+	for i := range int(h.count) {
+		off := chunkHdrLen + i*body
+		end := min(off+body, len(buf))
+		h.index = uint32(i)
+		putChunkHeader(buf[off-chunkHdrLen:], h)
+		if err := c.nc.Publish(subject, buf[off-chunkHdrLen:end]); err != nil {
+			return 0, fmt.Errorf("transport: publish %s on %q: chunk %d of %d: %w", m.Kind, subject, i, h.count, natsErr(err))
+		}
+		c.out.Add(int64(end - off + chunkHdrLen))
+	}
+	return size, nil
+}
+
+// Subscribe calls fn for every message published on subject (NATS wildcards
+// allowed) until the returned function unsubscribes.
+//
+// For every message that arrives whole and valid, fn gets a newly allocated
+// *Message that it owns (it may keep it) and a nil error. For anything
+// rejected, fn gets nil and an error that wraps the reason's sentinel
+// (ErrFrame, a Decode sentinel such as ErrVersion or ErrNonFinite,
+// ErrIncomplete for a chunked message dropped before it completed,
+// ErrTooLarge, or ErrDropped when NATS discarded messages because fn fell
+// behind) and names the subject; the caller decides whether to count, log or
+// stop.
+//
+// fn is called from the subscription's NATS delivery goroutine, one call at a
+// time per subscription (never concurrently with itself), in the order the
+// messages arrived; different subscriptions run concurrently. A slow fn
+// delays that subscription's later messages: NATS queues up to 1 GiB for it,
+// then drops and reports ErrDropped.
+func (c *Conn) Subscribe(subject string, fn func(m *Message, err error)) (func() error, error) {
+	s := &subscription{c: c, subject: subject, fn: fn, asm: newAssembler()}
+	sub, err := c.nc.Subscribe(subject, s.handle)
+	if err != nil {
+		return nil, fmt.Errorf("transport: subscribe %q: %w", subject, natsErr(err))
+	}
+	if err := sub.SetPendingLimits(-1, subPendingBytes); err != nil {
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("transport: subscribe %q: %w", subject, err)
+	}
+	c.subsMu.Lock()
+	c.subs[sub] = s
+	c.subsMu.Unlock()
+	var once sync.Once
+	var uerr error
+	unsubscribe := func() error {
+		once.Do(func() {
+			c.subsMu.Lock()
+			delete(c.subs, sub)
+			c.subsMu.Unlock()
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				uerr = fmt.Errorf("transport: unsubscribe %q: %w", subject, err)
+			}
+		})
+		return uerr
+	}
+	return unsubscribe, nil
+}
+
+// Flush waits until the server has processed everything published so far.
+func (c *Conn) Flush() error {
+	if err := c.nc.Flush(); err != nil {
+		return fmt.Errorf("transport: flush: %w", natsErr(err))
+	}
+	return nil
+}
+
+// Close closes the connection (after flushing what is buffered to the
+// socket). Subscriptions end; it is safe to call more than once.
+func (c *Conn) Close() { c.nc.Close() }
+
+// Stats returns the payload bytes this Conn has published and received so
+// far, frame and chunk headers included (NATS protocol overhead excluded).
+func (c *Conn) Stats() (bytesOut, bytesIn int64) { return c.out.Load(), c.in.Load() }
+
+// natsErr adds ErrClosed to errors that say the connection is closed.
+func natsErr(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
+}
+
+// asyncError receives NATS's asynchronous errors (slow consumer, permission
+// violations) and reports those about a subscription to its handler.
+func (c *Conn) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if sub == nil {
+		return
+	}
+	c.subsMu.Lock()
+	s := c.subs[sub]
+	c.subsMu.Unlock()
+	if s == nil {
+		return
+	}
+	if errors.Is(err, nats.ErrSlowConsumer) {
+		err = fmt.Errorf("%w: %w", ErrDropped, err)
+	}
+	s.deliver(nil, fmt.Errorf("transport: subscription %q: %w", s.subject, err))
+}
+
+// subscription is one Subscribe call's state.
+type subscription struct {
+	c       *Conn
+	subject string
+	fn      func(*Message, error)
+	asm     *assembler // used only from the delivery goroutine
+	mu      sync.Mutex // serialises fn between delivery and asyncError
+}
+
+func (s *subscription) deliver(m *Message, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fn(m, err)
+}
+
+// handle is the NATS message handler.
+func (s *subscription) handle(msg *nats.Msg) {
+	data := msg.Data
+	s.c.in.Add(int64(len(data)))
+	if len(data) == 0 {
+		s.deliver(nil, fmt.Errorf("transport: receive on %q: %w: empty payload", msg.Subject, ErrFrame))
+		return
+	}
+	switch data[0] {
+	case frameWhole:
+		s.decode(msg.Subject, data[1:])
+	case frameChunk:
+		h, body, err := parseChunk(data)
+		if err != nil {
+			s.deliver(nil, fmt.Errorf("transport: receive on %q: %w", msg.Subject, err))
+			return
+		}
+		whole, errs := s.asm.add(h, body, time.Now())
+		for _, err := range errs {
+			s.deliver(nil, fmt.Errorf("transport: receive on %q: %w", msg.Subject, err))
+		}
+		if whole != nil {
+			s.decode(msg.Subject, whole)
+			s.asm.release(whole)
+		}
+	default:
+		s.deliver(nil, fmt.Errorf("transport: receive on %q: %w: unknown frame type 0x%02x", msg.Subject, ErrFrame, data[0]))
+	}
+}
+
+func (s *subscription) decode(subject string, b []byte) {
+	m := new(Message)
+	if err := Decode(b, m); err != nil {
+		s.deliver(nil, fmt.Errorf("transport: receive on %q (%d bytes): %w", subject, len(b), err))
+		return
+	}
+	s.deliver(m, nil)
+}

@@ -1,0 +1,144 @@
+package transport
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Defaults of EmbeddedOptions.
+const (
+	DefaultHost       = "127.0.0.1"
+	DefaultMaxPayload = 8 << 20 // bytes; NATS's own default is 1 MiB
+
+	minMaxPayload = 64       // bytes; a chunk must carry at least a few bytes of message
+	maxMaxPayload = 64 << 20 // bytes; the server's per-client pending limit is raised to 4x this
+	readyTimeout  = 10 * time.Second
+)
+
+// EmbeddedOptions configure an embedded NATS server.
+type EmbeddedOptions struct {
+	// Host is the interface the server listens on for other processes:
+	// "127.0.0.1" by default, "0.0.0.0" to accept client hosts on other
+	// machines.
+	Host string
+	// Port is the TCP port; 0 (the default) picks a free port at random.
+	Port int
+	// MaxPayload is the largest NATS payload in bytes (DefaultMaxPayload
+	// when 0). Larger messages are chunked by Conn.Publish.
+	MaxPayload int
+}
+
+// DefaultEmbeddedOptions returns the options StartEmbedded uses.
+func DefaultEmbeddedOptions() EmbeddedOptions {
+	return EmbeddedOptions{Host: DefaultHost, Port: 0, MaxPayload: DefaultMaxPayload}
+}
+
+// Validate reports options that cannot work; zero fields are valid (they
+// select the defaults).
+func (o EmbeddedOptions) Validate() error {
+	if o.Port < 0 || o.Port > 65535 {
+		return fmt.Errorf("%w: port %d, want 0 (random) to 65535", ErrOptions, o.Port)
+	}
+	if o.MaxPayload != 0 && (o.MaxPayload < minMaxPayload || o.MaxPayload > maxMaxPayload) {
+		return fmt.Errorf("%w: max payload %d bytes, want %d to %d", ErrOptions, o.MaxPayload, minMaxPayload, maxMaxPayload)
+	}
+	return nil
+}
+
+// Embedded is a NATS server running inside this process. Its connections
+// from this process (Connect) use in-memory pipes; other processes reach it
+// over TCP at URL().
+type Embedded struct {
+	srv *server.Server
+	url string
+}
+
+// StartEmbedded starts an embedded NATS server with DefaultEmbeddedOptions:
+// loopback only, random port, 8 MiB max payload, no JetStream, no logging.
+func StartEmbedded() (*Embedded, error) {
+	return StartEmbeddedWith(EmbeddedOptions{})
+}
+
+// StartEmbeddedWith starts an embedded NATS server with opts (zero fields
+// take their defaults) and waits until it accepts connections.
+func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Host == "" {
+		opts.Host = DefaultHost
+	}
+	if opts.MaxPayload == 0 {
+		opts.MaxPayload = DefaultMaxPayload
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	so := &server.Options{
+		ServerName: "fotsim-embedded",
+		Host:       opts.Host,
+		Port:       port,
+		NoLog:      true,
+		NoSigs:     true,
+		MaxPayload: int32(opts.MaxPayload),
+		// A subscriber that falls behind by more than this is cut off by
+		// the server: leave room for a round's worth of updates.
+		MaxPending: max(server.MAX_PENDING_SIZE, 4*int64(opts.MaxPayload)),
+		JetStream:  false,
+	}
+	srv, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("transport: start embedded server: %w", err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(readyTimeout) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("transport: embedded server on %s not ready after %v", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), readyTimeout)
+	}
+	e := &Embedded{srv: srv}
+	host := opts.Host
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	p := opts.Port
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		p = a.Port
+	}
+	e.url = "nats://" + net.JoinHostPort(host, strconv.Itoa(p))
+	return e, nil
+}
+
+// URL returns the server's client URL, nats://host:port, for processes that
+// Dial it. A server listening on all interfaces reports 127.0.0.1.
+func (e *Embedded) URL() string { return e.url }
+
+// Connect opens a connection named name to the server over an in-memory pipe
+// (no TCP). It does not reconnect: it lives as long as the server.
+func (e *Embedded) Connect(name string) (*Conn, error) {
+	c := newConn()
+	nc, err := nats.Connect(e.url,
+		nats.InProcessServer(e.srv),
+		nats.Name(name),
+		nats.NoReconnect(),
+		nats.ErrorHandler(c.asyncError),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%w in-process to %s: %w", ErrConnect, e.url, err)
+	}
+	c.nc = nc
+	return c, nil
+}
+
+// Shutdown closes every connection and stops the server, and returns when it
+// has stopped. It is safe to call more than once.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}

@@ -1,0 +1,70 @@
+package transport
+
+import (
+	"fmt"
+	"hash/fnv"
+)
+
+// SubjectPrefix is the first token of every subject this package uses.
+const SubjectPrefix = "fotsim"
+
+// maxRunToken bounds the length of the run token in a subject.
+const maxRunToken = 64
+
+// Subjects are the NATS subjects of one run.
+type Subjects struct {
+	Round  string // server -> client hosts: KindRound and KindStop messages
+	Update string // client hosts -> server: KindUpdate messages
+}
+
+// SubjectsFor returns the subjects of run: "fotsim.<run>.round" and
+// "fotsim.<run>.update".
+//
+// The run id becomes a single NATS token: bytes other than ASCII letters,
+// digits, '-' and '_' (in particular '.', '*', '>' and white space, which
+// NATS gives a meaning, and all non-ASCII bytes) are replaced by '_', and the
+// result is cut to 64 bytes. When anything was replaced or cut, "-" and the
+// FNV-1a 32-bit hash of the original id (8 hex digits) are appended, so that
+// distinct run ids ("a.b", "a_b", "a b") still get distinct subjects. An id
+// that is already a safe token of at most 64 bytes is used unchanged; the
+// empty id becomes "default".
+func SubjectsFor(run string) Subjects {
+	tok := RunToken(run)
+	return Subjects{
+		Round:  SubjectPrefix + "." + tok + ".round",
+		Update: SubjectPrefix + "." + tok + ".update",
+	}
+}
+
+// RunToken returns the NATS-safe token SubjectsFor uses for run.
+func RunToken(run string) string {
+	if run == "" {
+		return "default"
+	}
+	safe := true
+	for i := 0; i < len(run); i++ {
+		if !tokenByte(run[i]) {
+			safe = false
+			break
+		}
+	}
+	if safe && len(run) <= maxRunToken {
+		return run
+	}
+	b := []byte(run)
+	for i, c := range b {
+		if !tokenByte(c) {
+			b[i] = '_'
+		}
+	}
+	if len(b) > maxRunToken {
+		b = b[:maxRunToken]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(run))
+	return fmt.Sprintf("%s-%08x", b, h.Sum32())
+}
+
+func tokenByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
