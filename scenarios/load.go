@@ -21,7 +21,7 @@ import (
 // (go:embed refuses a pattern that matches nothing, so add the pattern together with
 // the first file).
 //
-//go:embed builtin/*.yaml
+//go:embed builtin/*.yaml paper/*.yaml
 var builtinFS embed.FS
 
 // builtinPrefix starts Scenario.Source for built-in scenarios.

@@ -168,3 +168,43 @@ func TestAssemblerDrops(t *testing.T) {
 		})
 	}
 }
+
+// FuzzAssemble feeds arbitrary frames (the input split at 0xff bytes) to a
+// subscription's parse-and-reassemble path: it must never panic, and its
+// byte accounting must stay exact.
+func FuzzAssemble(f *testing.F) {
+	msg := payload(300, 5)
+	var seed []byte
+	for _, fr := range frames(1, 1, msg, 100) {
+		seed = append(append(seed, fr...), 0xff)
+	}
+	f.Add(seed)
+	f.Add([]byte{frameChunk, 0xff, frameChunk})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		a := newAssembler()
+		a.maxPending = 1 << 16
+		a.maxAssemblies = 3
+		now := time.Unix(0, 0)
+		for _, fr := range bytes.Split(in, []byte{0xff}) {
+			now = now.Add(time.Second)
+			h, body, err := parseChunk(fr)
+			if err != nil {
+				continue
+			}
+			if m, _ := a.add(h, body, now); m != nil {
+				if len(m) != int(h.total) {
+					t.Fatalf("complete message of %d bytes, header says %d", len(m), h.total)
+				}
+				a.release(m)
+			}
+			sum := 0
+			for _, as := range a.byPub {
+				sum += len(as.buf)
+			}
+			if a.pending != sum || sum > a.maxPending || len(a.byPub) > a.maxAssemblies {
+				t.Fatalf("pending %d, held %d in %d assemblies; limits %d bytes, %d assemblies",
+					a.pending, sum, len(a.byPub), a.maxPending, a.maxAssemblies)
+			}
+		}
+	})
+}

@@ -452,3 +452,66 @@ func BenchmarkPublishReceive(b *testing.B) {
 		})
 	}
 }
+
+// TestSlowConsumer checks that messages NATS drops because a handler fell
+// behind are reported to that handler as ErrDropped.
+func TestSlowConsumer(t *testing.T) {
+	e := startEmbedded(t, EmbeddedOptions{})
+	srv, host := connect(t, e, "server"), connect(t, e, "host")
+	const subject = "fotsim.slow.update"
+	release := make(chan struct{})
+	ch := make(chan delivery, 100)
+	unsub, err := srv.Subscribe(subject, func(m *Message, err error) {
+		if m != nil && m.Round == 0 {
+			<-release // hold the delivery goroutine on the first message
+		}
+		ch <- delivery{m, err}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unsub() })
+	srv.subsMu.Lock()
+	for sub := range srv.subs {
+		if err := sub.SetPendingLimits(2, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.subsMu.Unlock()
+	if err := srv.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 20
+	for i := range sent {
+		if _, err := host.Publish(subject, &Message{Kind: KindUpdate, Round: int32(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := host.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Flush(); err != nil { // everything has reached srv's client
+		t.Fatal(err)
+	}
+	close(release)
+	var got, dropped int
+	for got+dropped < sent {
+		select {
+		case d := <-ch:
+			switch {
+			case d.err == nil:
+				got++
+			case errors.Is(d.err, ErrDropped):
+				// reported once per episode, not once per message
+				dropped = sent - got
+			default:
+				t.Fatalf("unexpected error %v", d.err)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("got %d messages and no drop report after %v", got, waitTimeout)
+		}
+	}
+	if dropped == 0 {
+		t.Fatalf("no ErrDropped reported; received %d of %d", got, sent)
+	}
+}

@@ -20,17 +20,33 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses args; --help yields errHelp, which callers turn into a
-// clean exit.
+// parse parses args, allowing flags after positional arguments
+// ("fotsim run quickstart --set a=b"); "--" ends flag parsing. The
+// positional arguments are left in fs.Args(). --help yields errHelp, which
+// callers turn into a clean exit.
 func parse(fs *flag.FlagSet, args []string) error {
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return errHelp
+	var pos []string
+	for {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			return errHelp
+		}
+		if err != nil {
+			return usageError{err}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
-	if err != nil {
-		return usageError{err}
-	}
-	return nil
+	// Re-parse an empty list so that fs.Args() returns the positionals.
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 var errHelp = errors.New("help requested")

@@ -31,6 +31,10 @@ func backendsUnderTest(t testing.TB) map[string]Backend {
 			t.Fatal(err)
 		}
 		out["simd-"+lv] = s
+		if s.lv.unpackA || s.lv.unpackB {
+			out["simd-"+lv+"-packed"] = &SIMD{lv: s.lv, pack: packAlways}
+			out["simd-"+lv+"-unpacked"] = &SIMD{lv: s.lv, pack: packNever}
+		}
 	}
 	return out
 }
@@ -189,6 +193,8 @@ func TestSgemmLargeShapes(t *testing.T) {
 		{"head-dW", true, false, 10, 400, 64, 0, 0.5, 1},
 		{"k-blocks", false, false, 37, 61, 1100, 3, 1, 0.5},
 		{"k-blocks-trans", true, true, 61, 37, 1100, 1, -1, 2},
+		{"k-blocks-small-n", false, false, 30, 20, 1100, 3, 1, 0},
+		{"k-blocks-small-m", true, false, 10, 100, 1100, 5, 1, 1},
 		{"n-blocks", false, true, 20, 700, 600, 16, 1, 0},
 		{"m-blocks", true, false, 1100, 50, 20, 2, 2, -1},
 		{"conv-fwd", false, true, 2304, 32, 25, 0, 1, 0},

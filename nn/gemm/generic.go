@@ -1,5 +1,7 @@
 package gemm
 
+import "github.com/fotsim/fotsim/nn/gemm/internal/kern"
+
 // genericLevel is the pure-Go kernel level: 4x4 tiles, scalar code. It runs
 // everywhere and is the reference the assembly levels are tested against.
 var genericLevel = &level{
@@ -9,12 +11,16 @@ var genericLevel = &level{
 	nv:         1,
 	micro:      microGo,
 	copyPanel:  copyPanelGo,
+	copyBlock:  copyBlockGo,
 	transPanel: transPanelGo,
 }
 
 // microGo is the generic micro-kernel (see level.micro). The packed A
 // sliver has stride 4; the packed B sliver has stride nv*4.
-func microGo(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
+func microGo(mr, nv, kc int, a []float32, am, _ int, b []float32, bm, _ int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
+	if am != kern.APacked || bm != kern.BPacked {
+		panic("gemm: generic kernel needs packed operands")
+	}
 	if mr == 4 && nv == 1 && cols == 4 {
 		micro4x4Go(kc, a, b, c, ldc, alpha, beta, loadC)
 		return
@@ -89,6 +95,14 @@ func copyPanelGo(dst, src []float32, ld, k, w, W int) {
 		d := dst[p*W : p*W+W]
 		copy(d[:w], src[p*ld:p*ld+w])
 		clear(d[w:])
+	}
+}
+
+// copyBlockGo packs nsl full slivers of nr columns:
+// dst[s*k*nr+p*nr+j] = src[p*ld+s*nr+j].
+func copyBlockGo(dst, src []float32, ld, k, nsl, nr int) {
+	for s := 0; s < nsl; s++ {
+		copyPanelGo(dst[s*k*nr:], src[s*nr:], ld, k, nr, nr)
 	}
 }
 

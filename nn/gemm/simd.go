@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/fotsim/fotsim/nn/gemm/internal/kern"
 )
 
 // ErrLevel is returned by NewSIMD for a kernel level this CPU or build
@@ -17,6 +19,11 @@ const (
 	kcMax    = 512
 	mcMax    = 1024
 	l2Floats = 160 << 10
+
+	// An operand is packed when it is read by more than this many
+	// micro-kernel calls: A when n > packAMinN*NR, B when m > packBMinM*MR.
+	packAMinN = 1
+	packBMinM = 1
 )
 
 // level is one implementation of the packed micro-kernel scheme: its tile
@@ -27,13 +34,23 @@ type level struct {
 	vw   int // floats per vector; B slivers are a multiple of vw wide
 	nv   int // vectors of a full B sliver: NR = nv*vw
 
-	// micro computes the mr' x (nv'*vw) tile at c[0], ldc, reading packed
-	// a (stride mr) and b (stride nv'*vw); only the first cols columns of
-	// the tile are written (cols > (nv'-1)*vw).
-	micro func(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int)
+	// micro computes the mr' x (nv'*vw) tile at c[0], ldc. A is a packed
+	// sliver (am == kern.APacked, stride mr) or the unpacked matrix at the
+	// tile's first element (kern.ATrans or kern.ANoTrans, stride lda); B
+	// a packed sliver (bm == kern.BPacked, stride nv'*vw) or unpacked rows
+	// (kern.BRows, stride ldb). Only the first cols columns of the tile are
+	// read from unpacked B and written to C (cols > (nv'-1)*vw).
+	micro func(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int)
+
+	// unpackA: micro takes unpacked A. unpackB: micro takes unpacked B
+	// rows; maskB: also for a partial last vector.
+	unpackA, unpackB, maskB bool
 
 	// copyPanel sets dst[p*W+j] = src[p*ld+j] for j < w, 0 for w <= j < W.
 	copyPanel func(dst, src []float32, ld, k, w, W int)
+	// copyBlock packs nsl full slivers of nr columns:
+	// dst[s*k*nr+p*nr+j] = src[p*ld+s*nr+j].
+	copyBlock func(dst, src []float32, ld, k, nsl, nr int)
 	// transPanel sets dst[p*W+r] = src[r*ld+p] for r < w, 0 for w <= r < W.
 	transPanel func(dst, src []float32, ld, k, w, W int)
 }
@@ -42,7 +59,18 @@ type level struct {
 // AVX-512 or AVX2+FMA Go assembly on amd64, chosen at run time, and a
 // pure-Go kernel elsewhere. It is safe for concurrent use; packing buffers
 // come from a sync.Pool, so a call allocates nothing in steady state.
-type SIMD struct{ lv *level }
+type SIMD struct {
+	lv *level
+	// pack overrides the packing heuristic in tests: packAuto, packAlways
+	// or packNever (as far as the level allows).
+	pack int
+}
+
+const (
+	packAuto = iota
+	packAlways
+	packNever
+)
 
 func init() { Register("simd", func() Backend { return &SIMD{lv: levels()[0]} }) }
 
@@ -117,6 +145,18 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	}
 	pa, pb := ws.a, ws.b
 
+	// Pack an operand only when it is reused enough to pay for the copy:
+	// A is read once per B sliver, B once per A sliver. B stored n x k
+	// (transB) is always packed: the kernels read B rows along n.
+	packA := !lv.unpackA || n > packAMinN*nr
+	packB := transB || !lv.unpackB || m > packBMinM*lv.mr
+	switch s.pack {
+	case packAlways:
+		packA, packB = true, true
+	case packNever:
+		packA, packB = !lv.unpackA, transB || !lv.unpackB
+	}
+
 	for pc := 0; pc < k; pc += kc {
 		kb := min(kc, k-pc)
 		loadC, bet := beta != 0, beta
@@ -125,21 +165,38 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		}
 		for ic := 0; ic < m; ic += mc {
 			mb := min(mc, m-ic)
-			// Pack A[ic:ic+mb, pc:pc+kb] into slivers of mr rows.
-			for ir := 0; ir < mb; ir += lv.mr {
-				w := min(lv.mr, mb-ir)
-				dst := pa[ir*kb : (ir+lv.mr)*kb]
-				if transA { // A is k x m: row p of the sliver is contiguous
-					lv.copyPanel(dst, a[pc*lda+ic+ir:], lda, kb, w, lv.mr)
-				} else {
-					lv.transPanel(dst, a[(ic+ir)*lda+pc:], lda, kb, w, lv.mr)
+			if packA {
+				// Pack A[ic:ic+mb, pc:pc+kb] into slivers of mr rows.
+				for ir := 0; ir < mb; ir += lv.mr {
+					w := min(lv.mr, mb-ir)
+					dst := pa[ir*kb : (ir+lv.mr)*kb]
+					if transA { // A is k x m: row p of the sliver is contiguous
+						lv.copyPanel(dst, a[pc*lda+ic+ir:], lda, kb, w, lv.mr)
+					} else {
+						lv.transPanel(dst, a[(ic+ir)*lda+pc:], lda, kb, w, lv.mr)
+					}
 				}
 			}
 			for jc := 0; jc < n; jc += nc {
 				nb := min(nc, n-jc)
 				// Pack B[pc:pc+kb, jc:jc+nb] into slivers of nr columns; the
 				// last one is only as wide as the vectors it needs.
-				for jr := 0; jr < nb; jr += nr {
+				jr := 0
+				switch {
+				case !packB:
+					// Unpacked rows; a partial last vector needs masked
+					// loads, else that sliver is packed.
+					jr = nb
+					if !lv.maskB && nb%lv.vw != 0 {
+						jr = nb / nr * nr
+					}
+				case !transB && nb >= nr:
+					// Full slivers in one row-major sweep of B.
+					nsl := nb / nr
+					lv.copyBlock(pb, b[pc*ldb+jc:], ldb, kb, nsl, nr)
+					jr = nsl * nr
+				}
+				for ; jr < nb; jr += nr {
 					w := min(nr, nb-jr)
 					W := ceilTo(w, lv.vw)
 					dst := pb[jr*kb : jr*kb+W*kb]
@@ -149,14 +206,32 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 						lv.copyPanel(dst, b[pc*ldb+jc+jr:], ldb, kb, w, W)
 					}
 				}
+				packedFrom := 0 // first column of the packed slivers
+				if !packB {
+					packedFrom = nb
+					if !lv.maskB && nb%lv.vw != 0 {
+						packedFrom = nb / nr * nr
+					}
+				}
 				for ir := 0; ir < mb; ir += lv.mr {
 					rows := min(lv.mr, mb-ir)
-					ap := pa[ir*kb:]
+					am, ap := kern.APacked, pa[ir*kb:]
+					switch {
+					case packA:
+					case transA:
+						am, ap = kern.ATrans, a[pc*lda+ic+ir:]
+					default:
+						am, ap = kern.ANoTrans, a[(ic+ir)*lda+pc:]
+					}
 					crow := (ic + ir) * ldc
 					for jr := 0; jr < nb; jr += nr {
 						w := min(nr, nb-jr)
 						nv := (w + lv.vw - 1) / lv.vw
-						lv.micro(rows, nv, kb, ap, pb[jr*kb:], c[crow+jc+jr:], ldc, alpha, bet, loadC, w)
+						bm, bp := kern.BPacked, pb[jr*kb:]
+						if jr < packedFrom {
+							bm, bp = kern.BRows, b[pc*ldb+jc+jr:]
+						}
+						lv.micro(rows, nv, kb, ap, am, lda, bp, bm, ldb, c[crow+jc+jr:], ldc, alpha, bet, loadC, w)
 					}
 				}
 			}

@@ -29,7 +29,11 @@ var avx512Level = &level{
 	vw:         16,
 	nv:         kern.K512NV,
 	micro:      micro512,
+	unpackA:    true,
+	unpackB:    true,
+	maskB:      true,
 	copyPanel:  copyPanelAsm,
+	copyBlock:  copyBlockAsm,
 	transPanel: transPanelAsm,
 }
 
@@ -39,38 +43,53 @@ var avx2Level = &level{
 	vw:         8,
 	nv:         kern.K256NV,
 	micro:      micro256,
+	unpackA:    true,
+	unpackB:    true,
 	copyPanel:  copyPanelAsm,
+	copyBlock:  copyBlockAsm,
 	transPanel: transPanelAsm,
 }
 
-func micro512(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
+func micro512(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
 	lc := 0
 	if loadC {
 		lc = 1
 	}
 	last := cols - (nv-1)*16
-	kern.K512[mr-1][nv-1](kc, &a[0], &b[0], &c[0], ldc, alpha, beta, lc, 1<<last-1)
+	kern.K512[am][bm][mr-1][nv-1](kc, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, 1<<last-1)
 }
 
-func micro256(mr, nv, kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
+func micro256(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
 	lc := 0
 	if loadC {
 		lc = 1
 	}
 	last := cols - (nv-1)*8
-	kern.K256[mr-1][nv-1](kc, &a[0], &b[0], &c[0], ldc, alpha, beta, lc, uint64(last))
+	kern.K256[am][bm][mr-1][nv-1](kc, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, uint64(last))
 }
 
 // copyPanelAsm is copyPanelGo with AVX2 loads and stores when W is a
-// multiple of 8.
+// multiple of 4.
 func copyPanelAsm(dst, src []float32, ld, k, w, W int) {
-	if W%8 != 0 || k == 0 {
+	if W%4 != 0 || k == 0 {
 		copyPanelGo(dst, src, ld, k, w, W)
 		return
 	}
 	_ = dst[k*W-1]
 	_ = src[(k-1)*ld+w-1]
-	kern.CopyPanel8(&dst[0], &src[0], ld, k, w, W)
+	kern.CopyPanel4(&dst[0], &src[0], ld, k, w, W)
+}
+
+// copyBlockAsm is copyBlockGo with AVX2 loads and stores when nr is a
+// multiple of 8.
+func copyBlockAsm(dst, src []float32, ld, k, nsl, nr int) {
+	if nr%8 != 0 || k == 0 || nsl == 0 {
+		copyBlockGo(dst, src, ld, k, nsl, nr)
+		return
+	}
+	_ = dst[nsl*k*nr-1]
+	_ = src[(k-1)*ld+nsl*nr-1]
+	kern.CopyBlock(&dst[0], &src[0], ld, k, nsl, nr)
 }
 
 // transPanelAsm is transPanelGo with 8x8 (or 4x8) AVX2 transposes for all

@@ -17,7 +17,14 @@ func TestZZPerf(t *testing.T) {
 	var bes []Backend
 	for _, n := range names {
 		if strings.HasPrefix(n, "simd-") {
-			s, err := NewSIMD(n[5:])
+			lvl, mode, _ := strings.Cut(n[5:], "-")
+			s, err := NewSIMD(lvl)
+			switch mode {
+			case "packed":
+				s.pack = packAlways
+			case "unpacked":
+				s.pack = packNever
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,7 +5,7 @@
 package kern
 
 // Kernel is the signature of every micro-kernel; see the package doc.
-type Kernel func(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+type Kernel func(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 // Tile of the k512 kernels: 12 rows x 2 vectors of 16 floats.
 const (
@@ -14,147 +14,777 @@ const (
 )
 
 //go:noescape
-func k512_1x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_1x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_2x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_2x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_3x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_3x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_4x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_4x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_5x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_5x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_6x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_6x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_7x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_7x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_8x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_8x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_9x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_9x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_10x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_10x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_11x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_11x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_12x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k512_12x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k512_pp_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
-// K512[mr-1][nv-1] is the k512 kernel for an mr x nv-vector tile.
-var K512 = [12][2]Kernel{
-	{k512_1x1, k512_1x2},
-	{k512_2x1, k512_2x2},
-	{k512_3x1, k512_3x2},
-	{k512_4x1, k512_4x2},
-	{k512_5x1, k512_5x2},
-	{k512_6x1, k512_6x2},
-	{k512_7x1, k512_7x2},
-	{k512_8x1, k512_8x2},
-	{k512_9x1, k512_9x2},
-	{k512_10x1, k512_10x2},
-	{k512_11x1, k512_11x2},
-	{k512_12x1, k512_12x2},
+//go:noescape
+func k512_pr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_pr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tp_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_tr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_np_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k512_nr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+// K512[amode][bmode][mr-1][nv-1] is the k512 kernel for an mr x nv-vector tile.
+var K512 = [3][2][12][2]Kernel{
+	{{{k512_pp_1x1, k512_pp_1x2},
+		{k512_pp_2x1, k512_pp_2x2},
+		{k512_pp_3x1, k512_pp_3x2},
+		{k512_pp_4x1, k512_pp_4x2},
+		{k512_pp_5x1, k512_pp_5x2},
+		{k512_pp_6x1, k512_pp_6x2},
+		{k512_pp_7x1, k512_pp_7x2},
+		{k512_pp_8x1, k512_pp_8x2},
+		{k512_pp_9x1, k512_pp_9x2},
+		{k512_pp_10x1, k512_pp_10x2},
+		{k512_pp_11x1, k512_pp_11x2},
+		{k512_pp_12x1, k512_pp_12x2},
+	},
+		{{k512_pr_1x1, k512_pr_1x2},
+			{k512_pr_2x1, k512_pr_2x2},
+			{k512_pr_3x1, k512_pr_3x2},
+			{k512_pr_4x1, k512_pr_4x2},
+			{k512_pr_5x1, k512_pr_5x2},
+			{k512_pr_6x1, k512_pr_6x2},
+			{k512_pr_7x1, k512_pr_7x2},
+			{k512_pr_8x1, k512_pr_8x2},
+			{k512_pr_9x1, k512_pr_9x2},
+			{k512_pr_10x1, k512_pr_10x2},
+			{k512_pr_11x1, k512_pr_11x2},
+			{k512_pr_12x1, k512_pr_12x2},
+		},
+	},
+	{{{k512_tp_1x1, k512_tp_1x2},
+		{k512_tp_2x1, k512_tp_2x2},
+		{k512_tp_3x1, k512_tp_3x2},
+		{k512_tp_4x1, k512_tp_4x2},
+		{k512_tp_5x1, k512_tp_5x2},
+		{k512_tp_6x1, k512_tp_6x2},
+		{k512_tp_7x1, k512_tp_7x2},
+		{k512_tp_8x1, k512_tp_8x2},
+		{k512_tp_9x1, k512_tp_9x2},
+		{k512_tp_10x1, k512_tp_10x2},
+		{k512_tp_11x1, k512_tp_11x2},
+		{k512_tp_12x1, k512_tp_12x2},
+	},
+		{{k512_tr_1x1, k512_tr_1x2},
+			{k512_tr_2x1, k512_tr_2x2},
+			{k512_tr_3x1, k512_tr_3x2},
+			{k512_tr_4x1, k512_tr_4x2},
+			{k512_tr_5x1, k512_tr_5x2},
+			{k512_tr_6x1, k512_tr_6x2},
+			{k512_tr_7x1, k512_tr_7x2},
+			{k512_tr_8x1, k512_tr_8x2},
+			{k512_tr_9x1, k512_tr_9x2},
+			{k512_tr_10x1, k512_tr_10x2},
+			{k512_tr_11x1, k512_tr_11x2},
+			{k512_tr_12x1, k512_tr_12x2},
+		},
+	},
+	{{{k512_np_1x1, k512_np_1x2},
+		{k512_np_2x1, k512_np_2x2},
+		{k512_np_3x1, k512_np_3x2},
+		{k512_np_4x1, k512_np_4x2},
+		{k512_np_5x1, k512_np_5x2},
+		{k512_np_6x1, k512_np_6x2},
+		{k512_np_7x1, k512_np_7x2},
+		{k512_np_8x1, k512_np_8x2},
+		{k512_np_9x1, k512_np_9x2},
+		{k512_np_10x1, k512_np_10x2},
+		{k512_np_11x1, k512_np_11x2},
+		{k512_np_12x1, k512_np_12x2},
+	},
+		{{k512_nr_1x1, k512_nr_1x2},
+			{k512_nr_2x1, k512_nr_2x2},
+			{k512_nr_3x1, k512_nr_3x2},
+			{k512_nr_4x1, k512_nr_4x2},
+			{k512_nr_5x1, k512_nr_5x2},
+			{k512_nr_6x1, k512_nr_6x2},
+			{k512_nr_7x1, k512_nr_7x2},
+			{k512_nr_8x1, k512_nr_8x2},
+			{k512_nr_9x1, k512_nr_9x2},
+			{k512_nr_10x1, k512_nr_10x2},
+			{k512_nr_11x1, k512_nr_11x2},
+			{k512_nr_12x1, k512_nr_12x2},
+		},
+	},
 }
 
-// Tile of the k256 kernels: 12 rows x 1 vectors of 8 floats.
+// Tile of the k256 kernels: 4 rows x 3 vectors of 8 floats.
 const (
-	K256MR = 12
-	K256NV = 1
+	K256MR = 4
+	K256NV = 3
 )
 
 //go:noescape
-func k256_1x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_2x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_3x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_4x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_5x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_6x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_7x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_8x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_9x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_10x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_11x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
 //go:noescape
-func k256_12x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+func k256_pp_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
 
-// K256[mr-1][nv-1] is the k256 kernel for an mr x nv-vector tile.
-var K256 = [12][1]Kernel{
-	{k256_1x1},
-	{k256_2x1},
-	{k256_3x1},
-	{k256_4x1},
-	{k256_5x1},
-	{k256_6x1},
-	{k256_7x1},
-	{k256_8x1},
-	{k256_9x1},
-	{k256_10x1},
-	{k256_11x1},
-	{k256_12x1},
+//go:noescape
+func k256_pr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_pr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tp_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_tr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_np_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func k256_nr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+// K256[amode][bmode][mr-1][nv-1] is the k256 kernel for an mr x nv-vector tile.
+var K256 = [3][2][4][3]Kernel{
+	{{{k256_pp_1x1, k256_pp_1x2, k256_pp_1x3},
+		{k256_pp_2x1, k256_pp_2x2, k256_pp_2x3},
+		{k256_pp_3x1, k256_pp_3x2, k256_pp_3x3},
+		{k256_pp_4x1, k256_pp_4x2, k256_pp_4x3},
+	},
+		{{k256_pr_1x1, k256_pr_1x2, k256_pr_1x3},
+			{k256_pr_2x1, k256_pr_2x2, k256_pr_2x3},
+			{k256_pr_3x1, k256_pr_3x2, k256_pr_3x3},
+			{k256_pr_4x1, k256_pr_4x2, k256_pr_4x3},
+		},
+	},
+	{{{k256_tp_1x1, k256_tp_1x2, k256_tp_1x3},
+		{k256_tp_2x1, k256_tp_2x2, k256_tp_2x3},
+		{k256_tp_3x1, k256_tp_3x2, k256_tp_3x3},
+		{k256_tp_4x1, k256_tp_4x2, k256_tp_4x3},
+	},
+		{{k256_tr_1x1, k256_tr_1x2, k256_tr_1x3},
+			{k256_tr_2x1, k256_tr_2x2, k256_tr_2x3},
+			{k256_tr_3x1, k256_tr_3x2, k256_tr_3x3},
+			{k256_tr_4x1, k256_tr_4x2, k256_tr_4x3},
+		},
+	},
+	{{{k256_np_1x1, k256_np_1x2, k256_np_1x3},
+		{k256_np_2x1, k256_np_2x2, k256_np_2x3},
+		{k256_np_3x1, k256_np_3x2, k256_np_3x3},
+		{k256_np_4x1, k256_np_4x2, k256_np_4x3},
+	},
+		{{k256_nr_1x1, k256_nr_1x2, k256_nr_1x3},
+			{k256_nr_2x1, k256_nr_2x2, k256_nr_2x3},
+			{k256_nr_3x1, k256_nr_3x2, k256_nr_3x3},
+			{k256_nr_4x1, k256_nr_4x2, k256_nr_4x3},
+		},
+	},
 }

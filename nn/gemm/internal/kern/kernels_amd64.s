@@ -24,14 +24,16 @@ DATA maskTbl<>+56(SB)/4, $0
 DATA maskTbl<>+60(SB)/4, $0
 GLOBL maskTbl<>(SB), RODATA|NOPTR, $64
 
-// func k512_1x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_1x1(SB), NOSPLIT, $0-64
+// func k512_pp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_1x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	VPXORD Z0, Z0, Z0
@@ -67,13 +69,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -86,14 +86,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_1x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_1x2(SB), NOSPLIT, $0-64
+// func k512_pp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_1x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -141,13 +143,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -166,14 +166,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_2x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_2x1(SB), NOSPLIT, $0-64
+// func k512_pp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_2x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -222,13 +224,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -249,14 +249,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_2x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_2x2(SB), NOSPLIT, $0-64
+// func k512_pp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_2x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -324,13 +326,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -363,14 +363,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_3x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_3x1(SB), NOSPLIT, $0-64
+// func k512_pp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_3x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -432,13 +434,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -467,14 +467,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_3x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_3x2(SB), NOSPLIT, $0-64
+// func k512_pp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_3x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -562,13 +564,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -615,14 +615,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_4x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_4x1(SB), NOSPLIT, $0-64
+// func k512_pp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_4x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -697,13 +699,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -740,14 +740,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_4x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_4x2(SB), NOSPLIT, $0-64
+// func k512_pp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_4x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -855,13 +857,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -922,14 +922,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_5x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_5x1(SB), NOSPLIT, $0-64
+// func k512_pp_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_5x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -1017,13 +1019,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -1068,14 +1068,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_5x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_5x2(SB), NOSPLIT, $0-64
+// func k512_pp_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_5x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -1203,13 +1205,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -1284,14 +1284,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_6x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_6x1(SB), NOSPLIT, $0-64
+// func k512_pp_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_6x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -1392,13 +1394,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -1451,14 +1451,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_6x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_6x2(SB), NOSPLIT, $0-64
+// func k512_pp_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_6x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -1606,13 +1608,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -1701,14 +1701,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_7x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_7x1(SB), NOSPLIT, $0-64
+// func k512_pp_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_7x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -1822,13 +1824,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -1889,14 +1889,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_7x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_7x2(SB), NOSPLIT, $0-64
+// func k512_pp_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_7x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -2064,13 +2066,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -2173,14 +2173,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_8x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_8x1(SB), NOSPLIT, $0-64
+// func k512_pp_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_8x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -2307,13 +2309,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -2382,14 +2382,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_8x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_8x2(SB), NOSPLIT, $0-64
+// func k512_pp_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_8x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -2577,13 +2579,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -2700,14 +2700,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_9x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_9x1(SB), NOSPLIT, $0-64
+// func k512_pp_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_9x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -2847,13 +2849,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -2930,14 +2930,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_9x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_9x2(SB), NOSPLIT, $0-64
+// func k512_pp_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_9x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -3145,13 +3147,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -3282,14 +3282,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_10x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_10x1(SB), NOSPLIT, $0-64
+// func k512_pp_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_10x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -3442,13 +3444,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -3533,14 +3533,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_10x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_10x2(SB), NOSPLIT, $0-64
+// func k512_pp_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_10x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -3768,13 +3770,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -3919,14 +3919,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_11x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_11x1(SB), NOSPLIT, $0-64
+// func k512_pp_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_11x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -4092,13 +4094,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -4191,14 +4191,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_11x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_11x2(SB), NOSPLIT, $0-64
+// func k512_pp_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_11x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -4446,13 +4448,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -4611,14 +4611,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_12x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_12x1(SB), NOSPLIT, $0-64
+// func k512_pp_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_12x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
@@ -4797,13 +4799,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS.Z 0(CX), K1, Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -4904,14 +4904,16 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k512_12x2(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k512_12x2(SB), NOSPLIT, $0-64
+// func k512_pp_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pp_12x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
 	PREFETCHT0 124(R9)
@@ -5179,13 +5181,11 @@ tail1:
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Z31
-	MOVQ edge+56(FP), R11
-	KMOVQ R11, K1
-	MOVQ loadC+48(FP), R9
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Z30
+	VBROADCASTSS beta+60(FP), Z30
 	VMOVUPS 0(CX), Z29
 	VMULPS Z30, Z29, Z29
 	VFMADD231PS Z31, Z0, Z29
@@ -5358,13 +5358,27571 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k256_1x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_1x1(SB), NOSPLIT, $0-64
+// func k512_pr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_1x1(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 48(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 96(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 144(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 48(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 96(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 144(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 48(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 52(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 96(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 100(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 144(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 148(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 48(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 52(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 96(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 100(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 144(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 148(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 48(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 52(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 56(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 96(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 100(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 104(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 144(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 148(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 152(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 48(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 52(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 56(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 96(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 100(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 104(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 144(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 148(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 152(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 48(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 52(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 56(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 60(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 96(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 100(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 104(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 108(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 144(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 148(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 152(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 156(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 48(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 52(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 56(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 60(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 96(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 100(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 104(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 108(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 144(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 148(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 152(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 156(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_5x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 48(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 52(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 56(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 60(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 64(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 96(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 100(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 104(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 108(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 112(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 144(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 148(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 152(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 156(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 160(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_5x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 48(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 52(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 56(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 60(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 64(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 96(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 100(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 104(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 108(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 112(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 144(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 148(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 152(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 156(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 160(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_6x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 48(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 52(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 56(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 60(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 64(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 68(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 96(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 100(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 104(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 108(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 112(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 116(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 144(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 148(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 152(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 156(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 160(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 164(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_6x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 48(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 52(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 56(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 60(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 64(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 68(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 96(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 100(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 104(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 108(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 112(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 116(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 144(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 148(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 152(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 156(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 160(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 164(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_7x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 48(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 52(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 56(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 60(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 64(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 68(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 72(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 96(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 100(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 104(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 108(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 112(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 116(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 120(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 144(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 148(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 152(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 156(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 160(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 164(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 168(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_7x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 48(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 52(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 56(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 60(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 64(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 68(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 72(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 96(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 100(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 104(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 108(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 112(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 116(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 120(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 144(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 148(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 152(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 156(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 160(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 164(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 168(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_8x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 48(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 52(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 56(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 60(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 64(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 68(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 72(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 76(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 96(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 100(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 104(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 108(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 112(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 116(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 120(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 124(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 144(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 148(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 152(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 156(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 160(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 164(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 168(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 172(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_8x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 48(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 52(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 56(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 60(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 64(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 68(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 72(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 76(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 96(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 100(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 104(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 108(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 112(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 116(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 120(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 124(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 144(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 148(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 152(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 156(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 160(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 164(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 168(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 172(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_9x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 48(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 52(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 56(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 60(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 64(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 68(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 72(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 76(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 80(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 96(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 100(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 104(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 108(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 112(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 116(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 120(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 124(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 128(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 144(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 148(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 152(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 156(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 160(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 164(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 168(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 172(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 176(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_9x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 48(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 52(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 56(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 60(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 64(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 68(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 72(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 76(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 80(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 96(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 100(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 104(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 108(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 112(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 116(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 120(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 124(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 128(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 144(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 148(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 152(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 156(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 160(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 164(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 168(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 172(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 176(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_10x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 48(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 52(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 56(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 60(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 64(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 68(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 72(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 76(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 80(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 84(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 96(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 100(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 104(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 108(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 112(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 116(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 120(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 124(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 128(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 132(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 144(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 148(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 152(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 156(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 160(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 164(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 168(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 172(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 176(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 180(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_10x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 48(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 52(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 56(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 60(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 64(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 68(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 72(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 76(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 80(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 84(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 96(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 100(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 104(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 108(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 112(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 116(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 120(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 124(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 128(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 132(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 144(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 148(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 152(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 156(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 160(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 164(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 168(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 172(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 176(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 180(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_11x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 48(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 52(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 56(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 60(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 64(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 68(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 72(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 76(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 80(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 84(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 88(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 96(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 100(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 104(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 108(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 112(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 116(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 120(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 124(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 128(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 132(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 136(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 144(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 148(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 152(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 156(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 160(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 164(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 168(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 172(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 176(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 180(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 184(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_11x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 48(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 52(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 56(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 60(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 64(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 68(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 72(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 76(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 80(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 84(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 88(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 96(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 100(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 104(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 108(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 112(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 116(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 120(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 124(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 128(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 132(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 136(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 144(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 148(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 152(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 156(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 160(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 164(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 168(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 172(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 176(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 180(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 184(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_12x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 48(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 52(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 56(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 60(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 64(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 68(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 72(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 76(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 80(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 84(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 88(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 92(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 96(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 100(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 104(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 108(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 112(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 116(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 120(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 124(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 128(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 132(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 136(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 140(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 144(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 148(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 152(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 156(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 160(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 164(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 168(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 172(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 176(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 180(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 184(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 188(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_pr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_pr_12x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 48(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 52(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 56(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 60(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 64(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 68(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 72(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 76(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 80(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 84(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 88(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 92(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 96(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 100(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 104(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 108(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 112(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 116(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 120(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 124(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 128(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 132(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 136(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 140(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 144(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 148(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 152(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 156(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 160(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 164(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 168(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 172(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 176(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 180(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 184(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 188(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	ADDQ $192, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	ADDQ $48, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z22, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z23, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z22, Z22
+	VMOVUPS Z22, 0(CX)
+	VMULPS Z31, Z23, Z23
+	VMOVUPS Z23, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z2
+	VMOVUPS 320(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z2
+	VMOVUPS 448(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z4
+	VMOVUPS 192(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z4
+	VMOVUPS 448(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z6
+	VMOVUPS 192(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z6
+	VMOVUPS 320(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z6
+	VMOVUPS 448(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z8
+	VMOVUPS 192(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z8
+	VMOVUPS 320(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z8
+	VMOVUPS 448(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_5x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_5x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z10
+	VMOVUPS 192(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z10
+	VMOVUPS 320(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z10
+	VMOVUPS 448(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_6x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_6x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS 64(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z12
+	VMOVUPS 192(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z12
+	VMOVUPS 320(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z12
+	VMOVUPS 448(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS 64(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_7x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_7x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS 64(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z14
+	VMOVUPS 192(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z14
+	VMOVUPS 320(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z14
+	VMOVUPS 448(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS 64(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_8x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_8x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS 64(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z16
+	VMOVUPS 192(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z16
+	VMOVUPS 320(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z16
+	VMOVUPS 448(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS 64(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_9x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_9x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS 64(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z18
+	VMOVUPS 192(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z18
+	VMOVUPS 320(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z18
+	VMOVUPS 448(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS 64(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_10x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_10x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS 64(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z20
+	VMOVUPS 192(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z20
+	VMOVUPS 320(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z20
+	VMOVUPS 448(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS 64(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_11x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_11x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS 64(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z22
+	VMOVUPS 192(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z22
+	VMOVUPS 320(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z22
+	VMOVUPS 448(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS 64(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_12x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tp_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tp_12x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS 64(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Z24
+	VMOVUPS 192(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	VMOVUPS 256(BX), Z24
+	VMOVUPS 320(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	VMOVUPS 384(BX), Z24
+	VMOVUPS 448(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS 64(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z22, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z23, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z22, Z22
+	VMOVUPS Z22, 0(CX)
+	VMULPS Z31, Z23, Z23
+	VMOVUPS Z23, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_5x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 16(AX), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_5x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_6x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 16(AX), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 20(AX), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_6x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 16(AX), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 20(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_7x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 16(AX), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 20(AX), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 24(AX), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_7x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 16(AX), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 20(AX), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 24(AX), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_8x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 16(AX), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 20(AX), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 24(AX), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 28(AX), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_8x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 16(AX), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 20(AX), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 24(AX), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 28(AX), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_9x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 16(AX), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 20(AX), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 24(AX), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 28(AX), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 32(AX), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_9x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 16(AX), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 20(AX), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 24(AX), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 28(AX), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 32(AX), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_10x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 16(AX), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 20(AX), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 24(AX), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 28(AX), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 32(AX), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 36(AX), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_10x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 16(AX), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 20(AX), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 24(AX), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 28(AX), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 32(AX), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 36(AX), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_11x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 16(AX), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 20(AX), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 24(AX), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 28(AX), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 32(AX), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 36(AX), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 40(AX), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_11x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 16(AX), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 20(AX), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 24(AX), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 28(AX), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 32(AX), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 36(AX), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 40(AX), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_12x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 16(AX), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 20(AX), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 24(AX), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 28(AX), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 32(AX), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 36(AX), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 40(AX), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 44(AX), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_tr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_tr_12x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 16(AX), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 20(AX), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 24(AX), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 28(AX), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 32(AX), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 36(AX), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 40(AX), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 44(AX), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z22, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z23, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z22, Z22
+	VMOVUPS Z22, 0(CX)
+	VMULPS Z31, Z23, Z23
+	VMOVUPS Z23, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	VMOVUPS 64(BX), Z1
+	VBROADCASTSS 4(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	VMOVUPS 128(BX), Z1
+	VBROADCASTSS 8(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	VMOVUPS 192(BX), Z1
+	VBROADCASTSS 12(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	VMOVUPS 128(BX), Z2
+	VMOVUPS 192(BX), Z3
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	VMOVUPS 256(BX), Z2
+	VMOVUPS 320(BX), Z3
+	VBROADCASTSS 8(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	VMOVUPS 384(BX), Z2
+	VMOVUPS 448(BX), Z3
+	VBROADCASTSS 12(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ $16, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ $4, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	VMOVUPS 64(BX), Z2
+	VBROADCASTSS 4(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	VMOVUPS 128(BX), Z2
+	VBROADCASTSS 8(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	VMOVUPS 192(BX), Z2
+	VBROADCASTSS 12(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	VMOVUPS 128(BX), Z4
+	VMOVUPS 192(BX), Z5
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	VMOVUPS 256(BX), Z4
+	VMOVUPS 320(BX), Z5
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	VMOVUPS 384(BX), Z4
+	VMOVUPS 448(BX), Z5
+	VBROADCASTSS 12(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ $16, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ $4, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	VMOVUPS 64(BX), Z3
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	VMOVUPS 128(BX), Z3
+	VBROADCASTSS 8(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	VMOVUPS 192(BX), Z3
+	VBROADCASTSS 12(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	VMOVUPS 128(BX), Z6
+	VMOVUPS 192(BX), Z7
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	VMOVUPS 256(BX), Z6
+	VMOVUPS 320(BX), Z7
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	VMOVUPS 384(BX), Z6
+	VMOVUPS 448(BX), Z7
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ $16, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ $4, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	VMOVUPS 64(BX), Z4
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	VMOVUPS 128(BX), Z4
+	VBROADCASTSS 8(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	VMOVUPS 192(BX), Z4
+	VBROADCASTSS 12(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	VMOVUPS 128(BX), Z8
+	VMOVUPS 192(BX), Z9
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	VMOVUPS 256(BX), Z8
+	VMOVUPS 320(BX), Z9
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	VMOVUPS 384(BX), Z8
+	VMOVUPS 448(BX), Z9
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ $16, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ $4, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_5x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	VMOVUPS 64(BX), Z5
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	VMOVUPS 128(BX), Z5
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	VMOVUPS 192(BX), Z5
+	VBROADCASTSS 12(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_5x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	VMOVUPS 128(BX), Z10
+	VMOVUPS 192(BX), Z11
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	VMOVUPS 256(BX), Z10
+	VMOVUPS 320(BX), Z11
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	VMOVUPS 384(BX), Z10
+	VMOVUPS 448(BX), Z11
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ $16, AX
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ $4, AX
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_6x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 0(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	VMOVUPS 64(BX), Z6
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 4(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	VMOVUPS 128(BX), Z6
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 8(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	VMOVUPS 192(BX), Z6
+	VBROADCASTSS 12(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 12(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 0(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_6x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS 64(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 0(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	VMOVUPS 128(BX), Z12
+	VMOVUPS 192(BX), Z13
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 4(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	VMOVUPS 256(BX), Z12
+	VMOVUPS 320(BX), Z13
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 8(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	VMOVUPS 384(BX), Z12
+	VMOVUPS 448(BX), Z13
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 12(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS 64(BX), Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 0(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_7x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 0(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	VMOVUPS 64(BX), Z7
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 4(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	VMOVUPS 128(BX), Z7
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 8(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	VMOVUPS 192(BX), Z7
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 12(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 0(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_7x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS 64(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 0(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	VMOVUPS 128(BX), Z14
+	VMOVUPS 192(BX), Z15
+	VBROADCASTSS 4(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 4(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	VMOVUPS 256(BX), Z14
+	VMOVUPS 320(BX), Z15
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 8(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	VMOVUPS 384(BX), Z14
+	VMOVUPS 448(BX), Z15
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 12(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS 64(BX), Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 0(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_8x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 0(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	VMOVUPS 64(BX), Z8
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 4(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	VMOVUPS 128(BX), Z8
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 8(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	VMOVUPS 192(BX), Z8
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 12(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 0(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_8x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS 64(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 0(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	VMOVUPS 128(BX), Z16
+	VMOVUPS 192(BX), Z17
+	VBROADCASTSS 4(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 4(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	VMOVUPS 256(BX), Z16
+	VMOVUPS 320(BX), Z17
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 8(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	VMOVUPS 384(BX), Z16
+	VMOVUPS 448(BX), Z17
+	VBROADCASTSS 12(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 12(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS 64(BX), Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 0(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_9x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 0(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	VMOVUPS 64(BX), Z9
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 4(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	VMOVUPS 128(BX), Z9
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 8(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	VMOVUPS 192(BX), Z9
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 12(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 0(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_9x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS 64(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 0(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	VMOVUPS 128(BX), Z18
+	VMOVUPS 192(BX), Z19
+	VBROADCASTSS 4(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 4(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	VMOVUPS 256(BX), Z18
+	VMOVUPS 320(BX), Z19
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 8(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	VMOVUPS 384(BX), Z18
+	VMOVUPS 448(BX), Z19
+	VBROADCASTSS 12(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 12(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS 64(BX), Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 0(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_10x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 0(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	VMOVUPS 64(BX), Z10
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 4(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	VMOVUPS 128(BX), Z10
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 8(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	VMOVUPS 192(BX), Z10
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 12(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 0(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_10x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS 64(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 0(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	VMOVUPS 128(BX), Z20
+	VMOVUPS 192(BX), Z21
+	VBROADCASTSS 4(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 4(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	VMOVUPS 256(BX), Z20
+	VMOVUPS 320(BX), Z21
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 8(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	VMOVUPS 384(BX), Z20
+	VMOVUPS 448(BX), Z21
+	VBROADCASTSS 12(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 12(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS 64(BX), Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 0(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_11x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 0(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 0(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	VMOVUPS 64(BX), Z11
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 4(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 4(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	VMOVUPS 128(BX), Z11
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 8(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 8(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	VMOVUPS 192(BX), Z11
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 12(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 12(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 0(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 0(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_11x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS 64(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 0(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 0(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	VMOVUPS 128(BX), Z22
+	VMOVUPS 192(BX), Z23
+	VBROADCASTSS 4(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 4(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 4(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	VMOVUPS 256(BX), Z22
+	VMOVUPS 320(BX), Z23
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 8(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 8(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	VMOVUPS 384(BX), Z22
+	VMOVUPS 448(BX), Z23
+	VBROADCASTSS 12(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 12(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 12(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS 64(BX), Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 0(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 0(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_12x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 0(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 0(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 0(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	VMOVUPS 64(BX), Z12
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 4(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 4(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 4(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	VMOVUPS 128(BX), Z12
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 8(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 8(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 8(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	VMOVUPS 192(BX), Z12
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 12(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 12(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 12(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 0(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 0(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 0(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_np_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_np_12x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS 64(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 0(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 0(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 0(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	VMOVUPS 128(BX), Z24
+	VMOVUPS 192(BX), Z25
+	VBROADCASTSS 4(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 4(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 4(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 4(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	VMOVUPS 256(BX), Z24
+	VMOVUPS 320(BX), Z25
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 8(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 8(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 8(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	VMOVUPS 384(BX), Z24
+	VMOVUPS 448(BX), Z25
+	VBROADCASTSS 12(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 12(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 12(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 12(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	ADDQ $512, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS 64(BX), Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 0(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 0(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 0(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	ADDQ $128, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z22, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z23, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z22, Z22
+	VMOVUPS Z22, 0(CX)
+	VMULPS Z31, Z23, Z23
+	VMOVUPS Z23, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 4(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 8(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 12(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z1
+	VBROADCASTSS 0(AX), Z2
+	VFMADD231PS Z1, Z2, Z0
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 8(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 12(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z2
+	VMOVUPS.Z 64(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z2, Z4, Z0
+	VFMADD231PS Z3, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 4(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 8(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 12(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z2
+	VBROADCASTSS 0(AX), Z3
+	VFMADD231PS Z2, Z3, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z4
+	VFMADD231PS Z2, Z4, Z1
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 12(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z4
+	VMOVUPS.Z 64(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z4, Z6, Z0
+	VFMADD231PS Z5, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VFMADD231PS Z5, Z7, Z3
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 4(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 8(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 12(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z3
+	VBROADCASTSS 0(AX), Z4
+	VFMADD231PS Z3, Z4, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z5
+	VFMADD231PS Z3, Z5, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z6
+	VFMADD231PS Z3, Z6, Z2
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z6
+	VMOVUPS.Z 64(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z6, Z8, Z0
+	VFMADD231PS Z7, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VFMADD231PS Z7, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z6, Z10, Z4
+	VFMADD231PS Z7, Z10, Z5
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 4(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 8(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 12(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z4
+	VBROADCASTSS 0(AX), Z5
+	VFMADD231PS Z4, Z5, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z6
+	VFMADD231PS Z4, Z6, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z7
+	VFMADD231PS Z4, Z7, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z8
+	VFMADD231PS Z4, Z8, Z3
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z8
+	VMOVUPS.Z 64(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z8, Z10, Z0
+	VFMADD231PS Z9, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VFMADD231PS Z9, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z4
+	VFMADD231PS Z9, Z12, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z8, Z13, Z6
+	VFMADD231PS Z9, Z13, Z7
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_5x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_5x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 4(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 8(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 12(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z5
+	VBROADCASTSS 0(AX), Z6
+	VFMADD231PS Z5, Z6, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z7
+	VFMADD231PS Z5, Z7, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z8
+	VFMADD231PS Z5, Z8, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z9
+	VFMADD231PS Z5, Z9, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z6
+	VFMADD231PS Z5, Z6, Z4
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_5x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_5x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z10
+	VMOVUPS.Z 64(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z10, Z12, Z0
+	VFMADD231PS Z11, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VFMADD231PS Z11, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z4
+	VFMADD231PS Z11, Z14, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z10, Z15, Z6
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z8
+	VFMADD231PS Z11, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_6x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_6x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 0(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 4(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 4(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 8(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 8(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 12(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 12(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z6
+	VBROADCASTSS 0(AX), Z7
+	VFMADD231PS Z6, Z7, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z8
+	VFMADD231PS Z6, Z8, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z9
+	VFMADD231PS Z6, Z9, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z10
+	VFMADD231PS Z6, Z10, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z7
+	VFMADD231PS Z6, Z7, Z4
+	VBROADCASTSS 0(SI), Z8
+	VFMADD231PS Z6, Z8, Z5
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_6x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_6x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 0(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 4(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 4(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 8(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 8(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 12(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 12(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z12
+	VMOVUPS.Z 64(BX), K1, Z13
+	VBROADCASTSS 0(AX), Z14
+	VFMADD231PS Z12, Z14, Z0
+	VFMADD231PS Z13, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VFMADD231PS Z13, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z4
+	VFMADD231PS Z13, Z16, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z17
+	VFMADD231PS Z12, Z17, Z6
+	VFMADD231PS Z13, Z17, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z8
+	VFMADD231PS Z13, Z14, Z9
+	VBROADCASTSS 0(SI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VFMADD231PS Z13, Z15, Z11
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_7x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_7x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 0(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 4(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 4(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 8(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 8(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 12(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 12(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z7
+	VBROADCASTSS 0(AX), Z8
+	VFMADD231PS Z7, Z8, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z9
+	VFMADD231PS Z7, Z9, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z10
+	VFMADD231PS Z7, Z10, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z11
+	VFMADD231PS Z7, Z11, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z8
+	VFMADD231PS Z7, Z8, Z4
+	VBROADCASTSS 0(SI), Z9
+	VFMADD231PS Z7, Z9, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z10
+	VFMADD231PS Z7, Z10, Z6
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_7x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_7x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 0(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 4(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 4(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 8(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 8(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 12(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 12(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z14
+	VMOVUPS.Z 64(BX), K1, Z15
+	VBROADCASTSS 0(AX), Z16
+	VFMADD231PS Z14, Z16, Z0
+	VFMADD231PS Z15, Z16, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z17
+	VFMADD231PS Z14, Z17, Z2
+	VFMADD231PS Z15, Z17, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z18
+	VFMADD231PS Z14, Z18, Z4
+	VFMADD231PS Z15, Z18, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z19
+	VFMADD231PS Z14, Z19, Z6
+	VFMADD231PS Z15, Z19, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z16
+	VFMADD231PS Z14, Z16, Z8
+	VFMADD231PS Z15, Z16, Z9
+	VBROADCASTSS 0(SI), Z17
+	VFMADD231PS Z14, Z17, Z10
+	VFMADD231PS Z15, Z17, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z18
+	VFMADD231PS Z14, Z18, Z12
+	VFMADD231PS Z15, Z18, Z13
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_8x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_8x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 0(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 4(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 4(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 8(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 8(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 12(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 12(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z8
+	VBROADCASTSS 0(AX), Z9
+	VFMADD231PS Z8, Z9, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z10
+	VFMADD231PS Z8, Z10, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z11
+	VFMADD231PS Z8, Z11, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z12
+	VFMADD231PS Z8, Z12, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z9
+	VFMADD231PS Z8, Z9, Z4
+	VBROADCASTSS 0(SI), Z10
+	VFMADD231PS Z8, Z10, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z11
+	VFMADD231PS Z8, Z11, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z12
+	VFMADD231PS Z8, Z12, Z7
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_8x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_8x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 0(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 4(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 4(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 8(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 8(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 12(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 12(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z16
+	VMOVUPS.Z 64(BX), K1, Z17
+	VBROADCASTSS 0(AX), Z18
+	VFMADD231PS Z16, Z18, Z0
+	VFMADD231PS Z17, Z18, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z19
+	VFMADD231PS Z16, Z19, Z2
+	VFMADD231PS Z17, Z19, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z20
+	VFMADD231PS Z16, Z20, Z4
+	VFMADD231PS Z17, Z20, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z21
+	VFMADD231PS Z16, Z21, Z6
+	VFMADD231PS Z17, Z21, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z18
+	VFMADD231PS Z16, Z18, Z8
+	VFMADD231PS Z17, Z18, Z9
+	VBROADCASTSS 0(SI), Z19
+	VFMADD231PS Z16, Z19, Z10
+	VFMADD231PS Z17, Z19, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z20
+	VFMADD231PS Z16, Z20, Z12
+	VFMADD231PS Z17, Z20, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z21
+	VFMADD231PS Z16, Z21, Z14
+	VFMADD231PS Z17, Z21, Z15
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_9x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_9x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 0(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 4(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 4(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 8(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 8(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 12(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 12(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z9
+	VBROADCASTSS 0(AX), Z10
+	VFMADD231PS Z9, Z10, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z11
+	VFMADD231PS Z9, Z11, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z12
+	VFMADD231PS Z9, Z12, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z13
+	VFMADD231PS Z9, Z13, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z10
+	VFMADD231PS Z9, Z10, Z4
+	VBROADCASTSS 0(SI), Z11
+	VFMADD231PS Z9, Z11, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z12
+	VFMADD231PS Z9, Z12, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z13
+	VFMADD231PS Z9, Z13, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z10
+	VFMADD231PS Z9, Z10, Z8
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_9x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_9x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 0(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 4(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 4(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 8(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 8(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 12(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 12(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z18
+	VMOVUPS.Z 64(BX), K1, Z19
+	VBROADCASTSS 0(AX), Z20
+	VFMADD231PS Z18, Z20, Z0
+	VFMADD231PS Z19, Z20, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z21
+	VFMADD231PS Z18, Z21, Z2
+	VFMADD231PS Z19, Z21, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z22
+	VFMADD231PS Z18, Z22, Z4
+	VFMADD231PS Z19, Z22, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z23
+	VFMADD231PS Z18, Z23, Z6
+	VFMADD231PS Z19, Z23, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z20
+	VFMADD231PS Z18, Z20, Z8
+	VFMADD231PS Z19, Z20, Z9
+	VBROADCASTSS 0(SI), Z21
+	VFMADD231PS Z18, Z21, Z10
+	VFMADD231PS Z19, Z21, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z22
+	VFMADD231PS Z18, Z22, Z12
+	VFMADD231PS Z19, Z22, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z23
+	VFMADD231PS Z18, Z23, Z14
+	VFMADD231PS Z19, Z23, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z20
+	VFMADD231PS Z18, Z20, Z16
+	VFMADD231PS Z19, Z20, Z17
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_10x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_10x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 0(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 4(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 4(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 8(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 8(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 12(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 12(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z10
+	VBROADCASTSS 0(AX), Z11
+	VFMADD231PS Z10, Z11, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z12
+	VFMADD231PS Z10, Z12, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z13
+	VFMADD231PS Z10, Z13, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z14
+	VFMADD231PS Z10, Z14, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z11
+	VFMADD231PS Z10, Z11, Z4
+	VBROADCASTSS 0(SI), Z12
+	VFMADD231PS Z10, Z12, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z13
+	VFMADD231PS Z10, Z13, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z14
+	VFMADD231PS Z10, Z14, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z11
+	VFMADD231PS Z10, Z11, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z12
+	VFMADD231PS Z10, Z12, Z9
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_10x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_10x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 0(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 4(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 4(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 8(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 8(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 12(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 12(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z20
+	VMOVUPS.Z 64(BX), K1, Z21
+	VBROADCASTSS 0(AX), Z22
+	VFMADD231PS Z20, Z22, Z0
+	VFMADD231PS Z21, Z22, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z23
+	VFMADD231PS Z20, Z23, Z2
+	VFMADD231PS Z21, Z23, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z24
+	VFMADD231PS Z20, Z24, Z4
+	VFMADD231PS Z21, Z24, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z25
+	VFMADD231PS Z20, Z25, Z6
+	VFMADD231PS Z21, Z25, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z22
+	VFMADD231PS Z20, Z22, Z8
+	VFMADD231PS Z21, Z22, Z9
+	VBROADCASTSS 0(SI), Z23
+	VFMADD231PS Z20, Z23, Z10
+	VFMADD231PS Z21, Z23, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z24
+	VFMADD231PS Z20, Z24, Z12
+	VFMADD231PS Z21, Z24, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z25
+	VFMADD231PS Z20, Z25, Z14
+	VFMADD231PS Z21, Z25, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z22
+	VFMADD231PS Z20, Z22, Z16
+	VFMADD231PS Z21, Z22, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z23
+	VFMADD231PS Z20, Z23, Z18
+	VFMADD231PS Z21, Z23, Z19
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_11x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_11x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 0(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 0(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 4(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 4(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 4(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 8(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 8(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 8(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 12(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 12(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 12(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z11
+	VBROADCASTSS 0(AX), Z12
+	VFMADD231PS Z11, Z12, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z13
+	VFMADD231PS Z11, Z13, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z14
+	VFMADD231PS Z11, Z14, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z15
+	VFMADD231PS Z11, Z15, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z12
+	VFMADD231PS Z11, Z12, Z4
+	VBROADCASTSS 0(SI), Z13
+	VFMADD231PS Z11, Z13, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z14
+	VFMADD231PS Z11, Z14, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z15
+	VFMADD231PS Z11, Z15, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z12
+	VFMADD231PS Z11, Z12, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z13
+	VFMADD231PS Z11, Z13, Z9
+	VBROADCASTSS 0(DI), Z14
+	VFMADD231PS Z11, Z14, Z10
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_11x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_11x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 0(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 0(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 4(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 4(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 4(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 8(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 8(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 8(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 12(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 12(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 12(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z22
+	VMOVUPS.Z 64(BX), K1, Z23
+	VBROADCASTSS 0(AX), Z24
+	VFMADD231PS Z22, Z24, Z0
+	VFMADD231PS Z23, Z24, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z25
+	VFMADD231PS Z22, Z25, Z2
+	VFMADD231PS Z23, Z25, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z26
+	VFMADD231PS Z22, Z26, Z4
+	VFMADD231PS Z23, Z26, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z27
+	VFMADD231PS Z22, Z27, Z6
+	VFMADD231PS Z23, Z27, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z24
+	VFMADD231PS Z22, Z24, Z8
+	VFMADD231PS Z23, Z24, Z9
+	VBROADCASTSS 0(SI), Z25
+	VFMADD231PS Z22, Z25, Z10
+	VFMADD231PS Z23, Z25, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z26
+	VFMADD231PS Z22, Z26, Z12
+	VFMADD231PS Z23, Z26, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z27
+	VFMADD231PS Z22, Z27, Z14
+	VFMADD231PS Z23, Z27, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z24
+	VFMADD231PS Z22, Z24, Z16
+	VFMADD231PS Z23, Z24, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z25
+	VFMADD231PS Z22, Z25, Z18
+	VFMADD231PS Z23, Z25, Z19
+	VBROADCASTSS 0(DI), Z26
+	VFMADD231PS Z22, Z26, Z20
+	VFMADD231PS Z23, Z26, Z21
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_12x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_12x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 0(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 0(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 0(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 4(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 4(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 4(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 4(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 4(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 4(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 4(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 4(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 4(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 4(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 4(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 4(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 8(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 8(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 8(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 8(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 8(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 8(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 8(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 8(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 8(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 8(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 8(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 8(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 12(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 12(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 12(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 12(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 12(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 12(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 12(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 12(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 12(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 12(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 12(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 12(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS.Z 0(BX), K1, Z12
+	VBROADCASTSS 0(AX), Z13
+	VFMADD231PS Z12, Z13, Z0
+	VBROADCASTSS 0(AX)(R12*1), Z14
+	VFMADD231PS Z12, Z14, Z1
+	VBROADCASTSS 0(AX)(R12*2), Z15
+	VFMADD231PS Z12, Z15, Z2
+	VBROADCASTSS 0(AX)(R13*1), Z16
+	VFMADD231PS Z12, Z16, Z3
+	VBROADCASTSS 0(AX)(R12*4), Z13
+	VFMADD231PS Z12, Z13, Z4
+	VBROADCASTSS 0(SI), Z14
+	VFMADD231PS Z12, Z14, Z5
+	VBROADCASTSS 0(SI)(R12*1), Z15
+	VFMADD231PS Z12, Z15, Z6
+	VBROADCASTSS 0(SI)(R12*2), Z16
+	VFMADD231PS Z12, Z16, Z7
+	VBROADCASTSS 0(SI)(R13*1), Z13
+	VFMADD231PS Z12, Z13, Z8
+	VBROADCASTSS 0(SI)(R12*4), Z14
+	VFMADD231PS Z12, Z14, Z9
+	VBROADCASTSS 0(DI), Z15
+	VFMADD231PS Z12, Z15, Z10
+	VBROADCASTSS 0(DI)(R12*1), Z16
+	VFMADD231PS Z12, Z16, Z11
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS.Z 0(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, K1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k512_nr_12x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k512_nr_12x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ edge+72(FP), R11
+	KMOVQ R11, K1
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 124(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	LEAQ (AX)(R12*4), SI
+	ADDQ R12, SI
+	LEAQ (SI)(R12*4), DI
+	ADDQ R12, DI
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	VPXORD Z16, Z16, Z16
+	VPXORD Z17, Z17, Z17
+	VPXORD Z18, Z18, Z18
+	VPXORD Z19, Z19, Z19
+	VPXORD Z20, Z20, Z20
+	VPXORD Z21, Z21, Z21
+	VPXORD Z22, Z22, Z22
+	VPXORD Z23, Z23, Z23
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 0(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 0(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 0(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 4(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 4(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 4(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 4(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 4(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 4(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 4(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 4(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 4(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 4(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 4(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 4(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 8(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 8(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 8(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 8(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 8(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 8(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 8(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 8(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 8(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 8(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 8(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 8(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 12(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 12(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 12(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 12(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 12(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 12(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 12(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 12(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 12(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 12(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 12(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 12(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	ADDQ $16, AX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Z24
+	VMOVUPS.Z 64(BX), K1, Z25
+	VBROADCASTSS 0(AX), Z26
+	VFMADD231PS Z24, Z26, Z0
+	VFMADD231PS Z25, Z26, Z1
+	VBROADCASTSS 0(AX)(R12*1), Z27
+	VFMADD231PS Z24, Z27, Z2
+	VFMADD231PS Z25, Z27, Z3
+	VBROADCASTSS 0(AX)(R12*2), Z28
+	VFMADD231PS Z24, Z28, Z4
+	VFMADD231PS Z25, Z28, Z5
+	VBROADCASTSS 0(AX)(R13*1), Z29
+	VFMADD231PS Z24, Z29, Z6
+	VFMADD231PS Z25, Z29, Z7
+	VBROADCASTSS 0(AX)(R12*4), Z26
+	VFMADD231PS Z24, Z26, Z8
+	VFMADD231PS Z25, Z26, Z9
+	VBROADCASTSS 0(SI), Z27
+	VFMADD231PS Z24, Z27, Z10
+	VFMADD231PS Z25, Z27, Z11
+	VBROADCASTSS 0(SI)(R12*1), Z28
+	VFMADD231PS Z24, Z28, Z12
+	VFMADD231PS Z25, Z28, Z13
+	VBROADCASTSS 0(SI)(R12*2), Z29
+	VFMADD231PS Z24, Z29, Z14
+	VFMADD231PS Z25, Z29, Z15
+	VBROADCASTSS 0(SI)(R13*1), Z26
+	VFMADD231PS Z24, Z26, Z16
+	VFMADD231PS Z25, Z26, Z17
+	VBROADCASTSS 0(SI)(R12*4), Z27
+	VFMADD231PS Z24, Z27, Z18
+	VFMADD231PS Z25, Z27, Z19
+	VBROADCASTSS 0(DI), Z28
+	VFMADD231PS Z24, Z28, Z20
+	VFMADD231PS Z25, Z28, Z21
+	VBROADCASTSS 0(DI)(R12*1), Z29
+	VFMADD231PS Z24, Z29, Z22
+	VFMADD231PS Z25, Z29, Z23
+	ADDQ R9, BX
+	ADDQ $4, AX
+	ADDQ $4, SI
+	ADDQ $4, DI
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Z31
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Z30
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z0, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z1, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z2, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z3, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z4, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z5, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z6, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z7, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z8, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z9, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z10, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z11, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z12, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z13, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z14, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z15, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z16, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z17, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z18, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z19, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z20, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z21, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z22, Z29
+	VMOVUPS Z29, 0(CX)
+	VMOVUPS.Z 64(CX), K1, Z29
+	VMULPS Z30, Z29, Z29
+	VFMADD231PS Z31, Z23, Z29
+	VMOVUPS Z29, K1, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Z31, Z0, Z0
+	VMOVUPS Z0, 0(CX)
+	VMULPS Z31, Z1, Z1
+	VMOVUPS Z1, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z2, Z2
+	VMOVUPS Z2, 0(CX)
+	VMULPS Z31, Z3, Z3
+	VMOVUPS Z3, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z4, Z4
+	VMOVUPS Z4, 0(CX)
+	VMULPS Z31, Z5, Z5
+	VMOVUPS Z5, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z6, Z6
+	VMOVUPS Z6, 0(CX)
+	VMULPS Z31, Z7, Z7
+	VMOVUPS Z7, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z8, Z8
+	VMOVUPS Z8, 0(CX)
+	VMULPS Z31, Z9, Z9
+	VMOVUPS Z9, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z10, Z10
+	VMOVUPS Z10, 0(CX)
+	VMULPS Z31, Z11, Z11
+	VMOVUPS Z11, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z12, Z12
+	VMOVUPS Z12, 0(CX)
+	VMULPS Z31, Z13, Z13
+	VMOVUPS Z13, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z14, Z14
+	VMOVUPS Z14, 0(CX)
+	VMULPS Z31, Z15, Z15
+	VMOVUPS Z15, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z16, Z16
+	VMOVUPS Z16, 0(CX)
+	VMULPS Z31, Z17, Z17
+	VMOVUPS Z17, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z18, Z18
+	VMOVUPS Z18, 0(CX)
+	VMULPS Z31, Z19, Z19
+	VMOVUPS Z19, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z20, Z20
+	VMOVUPS Z20, 0(CX)
+	VMULPS Z31, Z21, Z21
+	VMOVUPS Z21, K1, 64(CX)
+	ADDQ R8, CX
+	VMULPS Z31, Z22, Z22
+	VMOVUPS Z22, 0(CX)
+	VMULPS Z31, Z23, Z23
+	VMOVUPS Z23, K1, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
@@ -5377,15 +32935,15 @@ loop:
 	VBROADCASTSS 0(AX), Y2
 	VFMADD231PS Y1, Y2, Y0
 	VMOVUPS 32(BX), Y1
-	VBROADCASTSS 48(AX), Y2
+	VBROADCASTSS 16(AX), Y2
 	VFMADD231PS Y1, Y2, Y0
 	VMOVUPS 64(BX), Y1
-	VBROADCASTSS 96(AX), Y2
+	VBROADCASTSS 32(AX), Y2
 	VFMADD231PS Y1, Y2, Y0
 	VMOVUPS 96(BX), Y1
-	VBROADCASTSS 144(AX), Y2
+	VBROADCASTSS 48(AX), Y2
 	VFMADD231PS Y1, Y2, Y0
-	ADDQ $192, AX
+	ADDQ $64, AX
 	ADDQ $128, BX
 	DECQ R10
 	JNZ loop
@@ -5396,23 +32954,23 @@ tail1:
 	VMOVUPS 0(BX), Y1
 	VBROADCASTSS 0(AX), Y2
 	VFMADD231PS Y1, Y2, Y0
-	ADDQ $48, AX
+	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5426,10 +32984,10 @@ nobetaedge:
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5442,13 +33000,251 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k256_2x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_2x1(SB), NOSPLIT, $0-64
+// func k256_pp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_1x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 64(BX), Y2
+	VMOVUPS 96(BX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 128(BX), Y2
+	VMOVUPS 160(BX), Y3
+	VBROADCASTSS 32(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 192(BX), Y2
+	VMOVUPS 224(BX), Y3
+	VBROADCASTSS 48(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ $64, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ $16, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 96(BX), Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 16(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 192(BX), Y3
+	VMOVUPS 224(BX), Y4
+	VMOVUPS 256(BX), Y5
+	VBROADCASTSS 32(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 288(BX), Y3
+	VMOVUPS 320(BX), Y4
+	VMOVUPS 352(BX), Y5
+	VBROADCASTSS 48(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ $64, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ $16, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
@@ -5466,21 +33262,21 @@ loop:
 	VBROADCASTSS 4(AX), Y4
 	VFMADD231PS Y2, Y4, Y1
 	VMOVUPS 32(BX), Y2
+	VBROADCASTSS 16(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 20(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS 64(BX), Y2
+	VBROADCASTSS 32(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 36(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS 96(BX), Y2
 	VBROADCASTSS 48(AX), Y3
 	VFMADD231PS Y2, Y3, Y0
 	VBROADCASTSS 52(AX), Y4
 	VFMADD231PS Y2, Y4, Y1
-	VMOVUPS 64(BX), Y2
-	VBROADCASTSS 96(AX), Y3
-	VFMADD231PS Y2, Y3, Y0
-	VBROADCASTSS 100(AX), Y4
-	VFMADD231PS Y2, Y4, Y1
-	VMOVUPS 96(BX), Y2
-	VBROADCASTSS 144(AX), Y3
-	VFMADD231PS Y2, Y3, Y0
-	VBROADCASTSS 148(AX), Y4
-	VFMADD231PS Y2, Y4, Y1
-	ADDQ $192, AX
+	ADDQ $64, AX
 	ADDQ $128, BX
 	DECQ R10
 	JNZ loop
@@ -5493,23 +33289,23 @@ tail1:
 	VFMADD231PS Y2, Y3, Y0
 	VBROADCASTSS 4(AX), Y4
 	VFMADD231PS Y2, Y4, Y1
-	ADDQ $48, AX
+	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5531,10 +33327,10 @@ nobetaedge:
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5555,13 +33351,364 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k256_3x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_3x1(SB), NOSPLIT, $0-64
+// func k256_pp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_2x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 64(BX), Y4
+	VMOVUPS 96(BX), Y5
+	VBROADCASTSS 16(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 20(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 32(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 36(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 192(BX), Y4
+	VMOVUPS 224(BX), Y5
+	VBROADCASTSS 48(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 52(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ $64, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ $16, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 96(BX), Y6
+	VMOVUPS 128(BX), Y7
+	VMOVUPS 160(BX), Y8
+	VBROADCASTSS 16(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 20(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VMOVUPS 256(BX), Y8
+	VBROADCASTSS 32(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 36(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 288(BX), Y6
+	VMOVUPS 320(BX), Y7
+	VMOVUPS 352(BX), Y8
+	VBROADCASTSS 48(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 52(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ $64, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ $16, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
@@ -5584,27 +33731,27 @@ loop:
 	VBROADCASTSS 8(AX), Y6
 	VFMADD231PS Y3, Y6, Y2
 	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 20(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 24(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	VMOVUPS 64(BX), Y3
+	VBROADCASTSS 32(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 36(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 40(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	VMOVUPS 96(BX), Y3
 	VBROADCASTSS 48(AX), Y4
 	VFMADD231PS Y3, Y4, Y0
 	VBROADCASTSS 52(AX), Y5
 	VFMADD231PS Y3, Y5, Y1
 	VBROADCASTSS 56(AX), Y6
 	VFMADD231PS Y3, Y6, Y2
-	VMOVUPS 64(BX), Y3
-	VBROADCASTSS 96(AX), Y4
-	VFMADD231PS Y3, Y4, Y0
-	VBROADCASTSS 100(AX), Y5
-	VFMADD231PS Y3, Y5, Y1
-	VBROADCASTSS 104(AX), Y6
-	VFMADD231PS Y3, Y6, Y2
-	VMOVUPS 96(BX), Y3
-	VBROADCASTSS 144(AX), Y4
-	VFMADD231PS Y3, Y4, Y0
-	VBROADCASTSS 148(AX), Y5
-	VFMADD231PS Y3, Y5, Y1
-	VBROADCASTSS 152(AX), Y6
-	VFMADD231PS Y3, Y6, Y2
-	ADDQ $192, AX
+	ADDQ $64, AX
 	ADDQ $128, BX
 	DECQ R10
 	JNZ loop
@@ -5619,23 +33766,23 @@ tail1:
 	VFMADD231PS Y3, Y5, Y1
 	VBROADCASTSS 8(AX), Y6
 	VFMADD231PS Y3, Y6, Y2
-	ADDQ $48, AX
+	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5665,10 +33812,10 @@ nobetaedge:
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5697,13 +33844,477 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k256_4x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_4x1(SB), NOSPLIT, $0-64
+// func k256_pp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_3x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 64(BX), Y6
+	VMOVUPS 96(BX), Y7
+	VBROADCASTSS 16(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 20(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 24(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 128(BX), Y6
+	VMOVUPS 160(BX), Y7
+	VBROADCASTSS 32(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 36(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 40(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VBROADCASTSS 48(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 52(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 56(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ $64, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ $16, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 96(BX), Y9
+	VMOVUPS 128(BX), Y10
+	VMOVUPS 160(BX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 20(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 24(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 192(BX), Y9
+	VMOVUPS 224(BX), Y10
+	VMOVUPS 256(BX), Y11
+	VBROADCASTSS 32(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 36(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 40(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 288(BX), Y9
+	VMOVUPS 320(BX), Y10
+	VMOVUPS 352(BX), Y11
+	VBROADCASTSS 48(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 52(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 56(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ $64, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ $16, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
@@ -5731,6 +34342,24 @@ loop:
 	VBROADCASTSS 12(AX), Y8
 	VFMADD231PS Y4, Y8, Y3
 	VMOVUPS 32(BX), Y4
+	VBROADCASTSS 16(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 20(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 24(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 28(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	VMOVUPS 64(BX), Y4
+	VBROADCASTSS 32(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 36(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 40(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 44(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	VMOVUPS 96(BX), Y4
 	VBROADCASTSS 48(AX), Y5
 	VFMADD231PS Y4, Y5, Y0
 	VBROADCASTSS 52(AX), Y6
@@ -5739,25 +34368,7 @@ loop:
 	VFMADD231PS Y4, Y7, Y2
 	VBROADCASTSS 60(AX), Y8
 	VFMADD231PS Y4, Y8, Y3
-	VMOVUPS 64(BX), Y4
-	VBROADCASTSS 96(AX), Y5
-	VFMADD231PS Y4, Y5, Y0
-	VBROADCASTSS 100(AX), Y6
-	VFMADD231PS Y4, Y6, Y1
-	VBROADCASTSS 104(AX), Y7
-	VFMADD231PS Y4, Y7, Y2
-	VBROADCASTSS 108(AX), Y8
-	VFMADD231PS Y4, Y8, Y3
-	VMOVUPS 96(BX), Y4
-	VBROADCASTSS 144(AX), Y5
-	VFMADD231PS Y4, Y5, Y0
-	VBROADCASTSS 148(AX), Y6
-	VFMADD231PS Y4, Y6, Y1
-	VBROADCASTSS 152(AX), Y7
-	VFMADD231PS Y4, Y7, Y2
-	VBROADCASTSS 156(AX), Y8
-	VFMADD231PS Y4, Y8, Y3
-	ADDQ $192, AX
+	ADDQ $64, AX
 	ADDQ $128, BX
 	DECQ R10
 	JNZ loop
@@ -5774,23 +34385,23 @@ tail1:
 	VFMADD231PS Y4, Y7, Y2
 	VBROADCASTSS 12(AX), Y8
 	VFMADD231PS Y4, Y8, Y3
-	ADDQ $48, AX
+	ADDQ $16, AX
 	ADDQ $32, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5828,10 +34439,10 @@ nobetaedge:
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -5868,710 +34479,15 @@ nobeta:
 	VZEROUPPER
 	RET
 
-// func k256_5x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_5x1(SB), NOSPLIT, $0-64
+// func k256_pp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_4x2(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y5
-	VBROADCASTSS 0(AX), Y6
-	VFMADD231PS Y5, Y6, Y0
-	VBROADCASTSS 4(AX), Y7
-	VFMADD231PS Y5, Y7, Y1
-	VBROADCASTSS 8(AX), Y8
-	VFMADD231PS Y5, Y8, Y2
-	VBROADCASTSS 12(AX), Y9
-	VFMADD231PS Y5, Y9, Y3
-	VBROADCASTSS 16(AX), Y6
-	VFMADD231PS Y5, Y6, Y4
-	VMOVUPS 32(BX), Y5
-	VBROADCASTSS 48(AX), Y6
-	VFMADD231PS Y5, Y6, Y0
-	VBROADCASTSS 52(AX), Y7
-	VFMADD231PS Y5, Y7, Y1
-	VBROADCASTSS 56(AX), Y8
-	VFMADD231PS Y5, Y8, Y2
-	VBROADCASTSS 60(AX), Y9
-	VFMADD231PS Y5, Y9, Y3
-	VBROADCASTSS 64(AX), Y6
-	VFMADD231PS Y5, Y6, Y4
-	VMOVUPS 64(BX), Y5
-	VBROADCASTSS 96(AX), Y6
-	VFMADD231PS Y5, Y6, Y0
-	VBROADCASTSS 100(AX), Y7
-	VFMADD231PS Y5, Y7, Y1
-	VBROADCASTSS 104(AX), Y8
-	VFMADD231PS Y5, Y8, Y2
-	VBROADCASTSS 108(AX), Y9
-	VFMADD231PS Y5, Y9, Y3
-	VBROADCASTSS 112(AX), Y6
-	VFMADD231PS Y5, Y6, Y4
-	VMOVUPS 96(BX), Y5
-	VBROADCASTSS 144(AX), Y6
-	VFMADD231PS Y5, Y6, Y0
-	VBROADCASTSS 148(AX), Y7
-	VFMADD231PS Y5, Y7, Y1
-	VBROADCASTSS 152(AX), Y8
-	VFMADD231PS Y5, Y8, Y2
-	VBROADCASTSS 156(AX), Y9
-	VFMADD231PS Y5, Y9, Y3
-	VBROADCASTSS 160(AX), Y6
-	VFMADD231PS Y5, Y6, Y4
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y5
-	VBROADCASTSS 0(AX), Y6
-	VFMADD231PS Y5, Y6, Y0
-	VBROADCASTSS 4(AX), Y7
-	VFMADD231PS Y5, Y7, Y1
-	VBROADCASTSS 8(AX), Y8
-	VFMADD231PS Y5, Y8, Y2
-	VBROADCASTSS 12(AX), Y9
-	VFMADD231PS Y5, Y9, Y3
-	VBROADCASTSS 16(AX), Y6
-	VFMADD231PS Y5, Y6, Y4
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_6x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_6x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y6
-	VBROADCASTSS 0(AX), Y7
-	VFMADD231PS Y6, Y7, Y0
-	VBROADCASTSS 4(AX), Y8
-	VFMADD231PS Y6, Y8, Y1
-	VBROADCASTSS 8(AX), Y9
-	VFMADD231PS Y6, Y9, Y2
-	VBROADCASTSS 12(AX), Y10
-	VFMADD231PS Y6, Y10, Y3
-	VBROADCASTSS 16(AX), Y7
-	VFMADD231PS Y6, Y7, Y4
-	VBROADCASTSS 20(AX), Y8
-	VFMADD231PS Y6, Y8, Y5
-	VMOVUPS 32(BX), Y6
-	VBROADCASTSS 48(AX), Y7
-	VFMADD231PS Y6, Y7, Y0
-	VBROADCASTSS 52(AX), Y8
-	VFMADD231PS Y6, Y8, Y1
-	VBROADCASTSS 56(AX), Y9
-	VFMADD231PS Y6, Y9, Y2
-	VBROADCASTSS 60(AX), Y10
-	VFMADD231PS Y6, Y10, Y3
-	VBROADCASTSS 64(AX), Y7
-	VFMADD231PS Y6, Y7, Y4
-	VBROADCASTSS 68(AX), Y8
-	VFMADD231PS Y6, Y8, Y5
-	VMOVUPS 64(BX), Y6
-	VBROADCASTSS 96(AX), Y7
-	VFMADD231PS Y6, Y7, Y0
-	VBROADCASTSS 100(AX), Y8
-	VFMADD231PS Y6, Y8, Y1
-	VBROADCASTSS 104(AX), Y9
-	VFMADD231PS Y6, Y9, Y2
-	VBROADCASTSS 108(AX), Y10
-	VFMADD231PS Y6, Y10, Y3
-	VBROADCASTSS 112(AX), Y7
-	VFMADD231PS Y6, Y7, Y4
-	VBROADCASTSS 116(AX), Y8
-	VFMADD231PS Y6, Y8, Y5
-	VMOVUPS 96(BX), Y6
-	VBROADCASTSS 144(AX), Y7
-	VFMADD231PS Y6, Y7, Y0
-	VBROADCASTSS 148(AX), Y8
-	VFMADD231PS Y6, Y8, Y1
-	VBROADCASTSS 152(AX), Y9
-	VFMADD231PS Y6, Y9, Y2
-	VBROADCASTSS 156(AX), Y10
-	VFMADD231PS Y6, Y10, Y3
-	VBROADCASTSS 160(AX), Y7
-	VFMADD231PS Y6, Y7, Y4
-	VBROADCASTSS 164(AX), Y8
-	VFMADD231PS Y6, Y8, Y5
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y6
-	VBROADCASTSS 0(AX), Y7
-	VFMADD231PS Y6, Y7, Y0
-	VBROADCASTSS 4(AX), Y8
-	VFMADD231PS Y6, Y8, Y1
-	VBROADCASTSS 8(AX), Y9
-	VFMADD231PS Y6, Y9, Y2
-	VBROADCASTSS 12(AX), Y10
-	VFMADD231PS Y6, Y10, Y3
-	VBROADCASTSS 16(AX), Y7
-	VFMADD231PS Y6, Y7, Y4
-	VBROADCASTSS 20(AX), Y8
-	VFMADD231PS Y6, Y8, Y5
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_7x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_7x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y7
-	VBROADCASTSS 0(AX), Y8
-	VFMADD231PS Y7, Y8, Y0
-	VBROADCASTSS 4(AX), Y9
-	VFMADD231PS Y7, Y9, Y1
-	VBROADCASTSS 8(AX), Y10
-	VFMADD231PS Y7, Y10, Y2
-	VBROADCASTSS 12(AX), Y11
-	VFMADD231PS Y7, Y11, Y3
-	VBROADCASTSS 16(AX), Y8
-	VFMADD231PS Y7, Y8, Y4
-	VBROADCASTSS 20(AX), Y9
-	VFMADD231PS Y7, Y9, Y5
-	VBROADCASTSS 24(AX), Y10
-	VFMADD231PS Y7, Y10, Y6
-	VMOVUPS 32(BX), Y7
-	VBROADCASTSS 48(AX), Y8
-	VFMADD231PS Y7, Y8, Y0
-	VBROADCASTSS 52(AX), Y9
-	VFMADD231PS Y7, Y9, Y1
-	VBROADCASTSS 56(AX), Y10
-	VFMADD231PS Y7, Y10, Y2
-	VBROADCASTSS 60(AX), Y11
-	VFMADD231PS Y7, Y11, Y3
-	VBROADCASTSS 64(AX), Y8
-	VFMADD231PS Y7, Y8, Y4
-	VBROADCASTSS 68(AX), Y9
-	VFMADD231PS Y7, Y9, Y5
-	VBROADCASTSS 72(AX), Y10
-	VFMADD231PS Y7, Y10, Y6
-	VMOVUPS 64(BX), Y7
-	VBROADCASTSS 96(AX), Y8
-	VFMADD231PS Y7, Y8, Y0
-	VBROADCASTSS 100(AX), Y9
-	VFMADD231PS Y7, Y9, Y1
-	VBROADCASTSS 104(AX), Y10
-	VFMADD231PS Y7, Y10, Y2
-	VBROADCASTSS 108(AX), Y11
-	VFMADD231PS Y7, Y11, Y3
-	VBROADCASTSS 112(AX), Y8
-	VFMADD231PS Y7, Y8, Y4
-	VBROADCASTSS 116(AX), Y9
-	VFMADD231PS Y7, Y9, Y5
-	VBROADCASTSS 120(AX), Y10
-	VFMADD231PS Y7, Y10, Y6
-	VMOVUPS 96(BX), Y7
-	VBROADCASTSS 144(AX), Y8
-	VFMADD231PS Y7, Y8, Y0
-	VBROADCASTSS 148(AX), Y9
-	VFMADD231PS Y7, Y9, Y1
-	VBROADCASTSS 152(AX), Y10
-	VFMADD231PS Y7, Y10, Y2
-	VBROADCASTSS 156(AX), Y11
-	VFMADD231PS Y7, Y11, Y3
-	VBROADCASTSS 160(AX), Y8
-	VFMADD231PS Y7, Y8, Y4
-	VBROADCASTSS 164(AX), Y9
-	VFMADD231PS Y7, Y9, Y5
-	VBROADCASTSS 168(AX), Y10
-	VFMADD231PS Y7, Y10, Y6
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y7
-	VBROADCASTSS 0(AX), Y8
-	VFMADD231PS Y7, Y8, Y0
-	VBROADCASTSS 4(AX), Y9
-	VFMADD231PS Y7, Y9, Y1
-	VBROADCASTSS 8(AX), Y10
-	VFMADD231PS Y7, Y10, Y2
-	VBROADCASTSS 12(AX), Y11
-	VFMADD231PS Y7, Y11, Y3
-	VBROADCASTSS 16(AX), Y8
-	VFMADD231PS Y7, Y8, Y4
-	VBROADCASTSS 20(AX), Y9
-	VFMADD231PS Y7, Y9, Y5
-	VBROADCASTSS 24(AX), Y10
-	VFMADD231PS Y7, Y10, Y6
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMOVUPS Y6, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_8x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_8x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
 	PREFETCHT0 (R9)
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
@@ -6592,1323 +34508,245 @@ TEXT ·k256_8x1(SB), NOSPLIT, $0-64
 	JZ tail
 loop:
 	VMOVUPS 0(BX), Y8
-	VBROADCASTSS 0(AX), Y9
-	VFMADD231PS Y8, Y9, Y0
-	VBROADCASTSS 4(AX), Y10
-	VFMADD231PS Y8, Y10, Y1
-	VBROADCASTSS 8(AX), Y11
-	VFMADD231PS Y8, Y11, Y2
-	VBROADCASTSS 12(AX), Y12
-	VFMADD231PS Y8, Y12, Y3
-	VBROADCASTSS 16(AX), Y9
-	VFMADD231PS Y8, Y9, Y4
-	VBROADCASTSS 20(AX), Y10
-	VFMADD231PS Y8, Y10, Y5
-	VBROADCASTSS 24(AX), Y11
-	VFMADD231PS Y8, Y11, Y6
-	VBROADCASTSS 28(AX), Y12
-	VFMADD231PS Y8, Y12, Y7
-	VMOVUPS 32(BX), Y8
-	VBROADCASTSS 48(AX), Y9
-	VFMADD231PS Y8, Y9, Y0
-	VBROADCASTSS 52(AX), Y10
-	VFMADD231PS Y8, Y10, Y1
-	VBROADCASTSS 56(AX), Y11
-	VFMADD231PS Y8, Y11, Y2
-	VBROADCASTSS 60(AX), Y12
-	VFMADD231PS Y8, Y12, Y3
-	VBROADCASTSS 64(AX), Y9
-	VFMADD231PS Y8, Y9, Y4
-	VBROADCASTSS 68(AX), Y10
-	VFMADD231PS Y8, Y10, Y5
-	VBROADCASTSS 72(AX), Y11
-	VFMADD231PS Y8, Y11, Y6
-	VBROADCASTSS 76(AX), Y12
-	VFMADD231PS Y8, Y12, Y7
-	VMOVUPS 64(BX), Y8
-	VBROADCASTSS 96(AX), Y9
-	VFMADD231PS Y8, Y9, Y0
-	VBROADCASTSS 100(AX), Y10
-	VFMADD231PS Y8, Y10, Y1
-	VBROADCASTSS 104(AX), Y11
-	VFMADD231PS Y8, Y11, Y2
-	VBROADCASTSS 108(AX), Y12
-	VFMADD231PS Y8, Y12, Y3
-	VBROADCASTSS 112(AX), Y9
-	VFMADD231PS Y8, Y9, Y4
-	VBROADCASTSS 116(AX), Y10
-	VFMADD231PS Y8, Y10, Y5
-	VBROADCASTSS 120(AX), Y11
-	VFMADD231PS Y8, Y11, Y6
-	VBROADCASTSS 124(AX), Y12
-	VFMADD231PS Y8, Y12, Y7
-	VMOVUPS 96(BX), Y8
-	VBROADCASTSS 144(AX), Y9
-	VFMADD231PS Y8, Y9, Y0
-	VBROADCASTSS 148(AX), Y10
-	VFMADD231PS Y8, Y10, Y1
-	VBROADCASTSS 152(AX), Y11
-	VFMADD231PS Y8, Y11, Y2
-	VBROADCASTSS 156(AX), Y12
-	VFMADD231PS Y8, Y12, Y3
-	VBROADCASTSS 160(AX), Y9
-	VFMADD231PS Y8, Y9, Y4
-	VBROADCASTSS 164(AX), Y10
-	VFMADD231PS Y8, Y10, Y5
-	VBROADCASTSS 168(AX), Y11
-	VFMADD231PS Y8, Y11, Y6
-	VBROADCASTSS 172(AX), Y12
-	VFMADD231PS Y8, Y12, Y7
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y8
-	VBROADCASTSS 0(AX), Y9
-	VFMADD231PS Y8, Y9, Y0
-	VBROADCASTSS 4(AX), Y10
-	VFMADD231PS Y8, Y10, Y1
-	VBROADCASTSS 8(AX), Y11
-	VFMADD231PS Y8, Y11, Y2
-	VBROADCASTSS 12(AX), Y12
-	VFMADD231PS Y8, Y12, Y3
-	VBROADCASTSS 16(AX), Y9
-	VFMADD231PS Y8, Y9, Y4
-	VBROADCASTSS 20(AX), Y10
-	VFMADD231PS Y8, Y10, Y5
-	VBROADCASTSS 24(AX), Y11
-	VFMADD231PS Y8, Y11, Y6
-	VBROADCASTSS 28(AX), Y12
-	VFMADD231PS Y8, Y12, Y7
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMASKMOVPS Y7, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMOVUPS Y6, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMOVUPS Y7, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_9x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_9x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y9
-	VBROADCASTSS 0(AX), Y10
-	VFMADD231PS Y9, Y10, Y0
-	VBROADCASTSS 4(AX), Y11
-	VFMADD231PS Y9, Y11, Y1
-	VBROADCASTSS 8(AX), Y12
-	VFMADD231PS Y9, Y12, Y2
-	VBROADCASTSS 12(AX), Y13
-	VFMADD231PS Y9, Y13, Y3
-	VBROADCASTSS 16(AX), Y10
-	VFMADD231PS Y9, Y10, Y4
-	VBROADCASTSS 20(AX), Y11
-	VFMADD231PS Y9, Y11, Y5
-	VBROADCASTSS 24(AX), Y12
-	VFMADD231PS Y9, Y12, Y6
-	VBROADCASTSS 28(AX), Y13
-	VFMADD231PS Y9, Y13, Y7
-	VBROADCASTSS 32(AX), Y10
-	VFMADD231PS Y9, Y10, Y8
 	VMOVUPS 32(BX), Y9
-	VBROADCASTSS 48(AX), Y10
-	VFMADD231PS Y9, Y10, Y0
-	VBROADCASTSS 52(AX), Y11
-	VFMADD231PS Y9, Y11, Y1
-	VBROADCASTSS 56(AX), Y12
-	VFMADD231PS Y9, Y12, Y2
-	VBROADCASTSS 60(AX), Y13
-	VFMADD231PS Y9, Y13, Y3
-	VBROADCASTSS 64(AX), Y10
-	VFMADD231PS Y9, Y10, Y4
-	VBROADCASTSS 68(AX), Y11
-	VFMADD231PS Y9, Y11, Y5
-	VBROADCASTSS 72(AX), Y12
-	VFMADD231PS Y9, Y12, Y6
-	VBROADCASTSS 76(AX), Y13
-	VFMADD231PS Y9, Y13, Y7
-	VBROADCASTSS 80(AX), Y10
-	VFMADD231PS Y9, Y10, Y8
-	VMOVUPS 64(BX), Y9
-	VBROADCASTSS 96(AX), Y10
-	VFMADD231PS Y9, Y10, Y0
-	VBROADCASTSS 100(AX), Y11
-	VFMADD231PS Y9, Y11, Y1
-	VBROADCASTSS 104(AX), Y12
-	VFMADD231PS Y9, Y12, Y2
-	VBROADCASTSS 108(AX), Y13
-	VFMADD231PS Y9, Y13, Y3
-	VBROADCASTSS 112(AX), Y10
-	VFMADD231PS Y9, Y10, Y4
-	VBROADCASTSS 116(AX), Y11
-	VFMADD231PS Y9, Y11, Y5
-	VBROADCASTSS 120(AX), Y12
-	VFMADD231PS Y9, Y12, Y6
-	VBROADCASTSS 124(AX), Y13
-	VFMADD231PS Y9, Y13, Y7
-	VBROADCASTSS 128(AX), Y10
-	VFMADD231PS Y9, Y10, Y8
-	VMOVUPS 96(BX), Y9
-	VBROADCASTSS 144(AX), Y10
-	VFMADD231PS Y9, Y10, Y0
-	VBROADCASTSS 148(AX), Y11
-	VFMADD231PS Y9, Y11, Y1
-	VBROADCASTSS 152(AX), Y12
-	VFMADD231PS Y9, Y12, Y2
-	VBROADCASTSS 156(AX), Y13
-	VFMADD231PS Y9, Y13, Y3
-	VBROADCASTSS 160(AX), Y10
-	VFMADD231PS Y9, Y10, Y4
-	VBROADCASTSS 164(AX), Y11
-	VFMADD231PS Y9, Y11, Y5
-	VBROADCASTSS 168(AX), Y12
-	VFMADD231PS Y9, Y12, Y6
-	VBROADCASTSS 172(AX), Y13
-	VFMADD231PS Y9, Y13, Y7
-	VBROADCASTSS 176(AX), Y10
-	VFMADD231PS Y9, Y10, Y8
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y9
 	VBROADCASTSS 0(AX), Y10
-	VFMADD231PS Y9, Y10, Y0
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
 	VBROADCASTSS 4(AX), Y11
-	VFMADD231PS Y9, Y11, Y1
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
 	VBROADCASTSS 8(AX), Y12
-	VFMADD231PS Y9, Y12, Y2
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
 	VBROADCASTSS 12(AX), Y13
-	VFMADD231PS Y9, Y13, Y3
-	VBROADCASTSS 16(AX), Y10
-	VFMADD231PS Y9, Y10, Y4
-	VBROADCASTSS 20(AX), Y11
-	VFMADD231PS Y9, Y11, Y5
-	VBROADCASTSS 24(AX), Y12
-	VFMADD231PS Y9, Y12, Y6
-	VBROADCASTSS 28(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
 	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 64(BX), Y8
+	VMOVUPS 96(BX), Y9
+	VBROADCASTSS 16(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 20(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 24(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 28(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 128(BX), Y8
+	VMOVUPS 160(BX), Y9
 	VBROADCASTSS 32(AX), Y10
-	VFMADD231PS Y9, Y10, Y8
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMASKMOVPS Y7, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMASKMOVPS Y8, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMOVUPS Y6, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMOVUPS Y7, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMOVUPS Y8, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_10x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_10x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y10
-	VBROADCASTSS 0(AX), Y11
-	VFMADD231PS Y10, Y11, Y0
-	VBROADCASTSS 4(AX), Y12
-	VFMADD231PS Y10, Y12, Y1
-	VBROADCASTSS 8(AX), Y13
-	VFMADD231PS Y10, Y13, Y2
-	VBROADCASTSS 12(AX), Y14
-	VFMADD231PS Y10, Y14, Y3
-	VBROADCASTSS 16(AX), Y11
-	VFMADD231PS Y10, Y11, Y4
-	VBROADCASTSS 20(AX), Y12
-	VFMADD231PS Y10, Y12, Y5
-	VBROADCASTSS 24(AX), Y13
-	VFMADD231PS Y10, Y13, Y6
-	VBROADCASTSS 28(AX), Y14
-	VFMADD231PS Y10, Y14, Y7
-	VBROADCASTSS 32(AX), Y11
-	VFMADD231PS Y10, Y11, Y8
-	VBROADCASTSS 36(AX), Y12
-	VFMADD231PS Y10, Y12, Y9
-	VMOVUPS 32(BX), Y10
-	VBROADCASTSS 48(AX), Y11
-	VFMADD231PS Y10, Y11, Y0
-	VBROADCASTSS 52(AX), Y12
-	VFMADD231PS Y10, Y12, Y1
-	VBROADCASTSS 56(AX), Y13
-	VFMADD231PS Y10, Y13, Y2
-	VBROADCASTSS 60(AX), Y14
-	VFMADD231PS Y10, Y14, Y3
-	VBROADCASTSS 64(AX), Y11
-	VFMADD231PS Y10, Y11, Y4
-	VBROADCASTSS 68(AX), Y12
-	VFMADD231PS Y10, Y12, Y5
-	VBROADCASTSS 72(AX), Y13
-	VFMADD231PS Y10, Y13, Y6
-	VBROADCASTSS 76(AX), Y14
-	VFMADD231PS Y10, Y14, Y7
-	VBROADCASTSS 80(AX), Y11
-	VFMADD231PS Y10, Y11, Y8
-	VBROADCASTSS 84(AX), Y12
-	VFMADD231PS Y10, Y12, Y9
-	VMOVUPS 64(BX), Y10
-	VBROADCASTSS 96(AX), Y11
-	VFMADD231PS Y10, Y11, Y0
-	VBROADCASTSS 100(AX), Y12
-	VFMADD231PS Y10, Y12, Y1
-	VBROADCASTSS 104(AX), Y13
-	VFMADD231PS Y10, Y13, Y2
-	VBROADCASTSS 108(AX), Y14
-	VFMADD231PS Y10, Y14, Y3
-	VBROADCASTSS 112(AX), Y11
-	VFMADD231PS Y10, Y11, Y4
-	VBROADCASTSS 116(AX), Y12
-	VFMADD231PS Y10, Y12, Y5
-	VBROADCASTSS 120(AX), Y13
-	VFMADD231PS Y10, Y13, Y6
-	VBROADCASTSS 124(AX), Y14
-	VFMADD231PS Y10, Y14, Y7
-	VBROADCASTSS 128(AX), Y11
-	VFMADD231PS Y10, Y11, Y8
-	VBROADCASTSS 132(AX), Y12
-	VFMADD231PS Y10, Y12, Y9
-	VMOVUPS 96(BX), Y10
-	VBROADCASTSS 144(AX), Y11
-	VFMADD231PS Y10, Y11, Y0
-	VBROADCASTSS 148(AX), Y12
-	VFMADD231PS Y10, Y12, Y1
-	VBROADCASTSS 152(AX), Y13
-	VFMADD231PS Y10, Y13, Y2
-	VBROADCASTSS 156(AX), Y14
-	VFMADD231PS Y10, Y14, Y3
-	VBROADCASTSS 160(AX), Y11
-	VFMADD231PS Y10, Y11, Y4
-	VBROADCASTSS 164(AX), Y12
-	VFMADD231PS Y10, Y12, Y5
-	VBROADCASTSS 168(AX), Y13
-	VFMADD231PS Y10, Y13, Y6
-	VBROADCASTSS 172(AX), Y14
-	VFMADD231PS Y10, Y14, Y7
-	VBROADCASTSS 176(AX), Y11
-	VFMADD231PS Y10, Y11, Y8
-	VBROADCASTSS 180(AX), Y12
-	VFMADD231PS Y10, Y12, Y9
-	ADDQ $192, AX
-	ADDQ $128, BX
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 36(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 40(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 44(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 192(BX), Y8
+	VMOVUPS 224(BX), Y9
+	VBROADCASTSS 48(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 52(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 56(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 60(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $64, AX
+	ADDQ $256, BX
 	DECQ R10
 	JNZ loop
 tail:
 	ANDQ $3, DX
 	JZ store
 tail1:
-	VMOVUPS 0(BX), Y10
-	VBROADCASTSS 0(AX), Y11
-	VFMADD231PS Y10, Y11, Y0
-	VBROADCASTSS 4(AX), Y12
-	VFMADD231PS Y10, Y12, Y1
-	VBROADCASTSS 8(AX), Y13
-	VFMADD231PS Y10, Y13, Y2
-	VBROADCASTSS 12(AX), Y14
-	VFMADD231PS Y10, Y14, Y3
-	VBROADCASTSS 16(AX), Y11
-	VFMADD231PS Y10, Y11, Y4
-	VBROADCASTSS 20(AX), Y12
-	VFMADD231PS Y10, Y12, Y5
-	VBROADCASTSS 24(AX), Y13
-	VFMADD231PS Y10, Y13, Y6
-	VBROADCASTSS 28(AX), Y14
-	VFMADD231PS Y10, Y14, Y7
-	VBROADCASTSS 32(AX), Y11
-	VFMADD231PS Y10, Y11, Y8
-	VBROADCASTSS 36(AX), Y12
-	VFMADD231PS Y10, Y12, Y9
-	ADDQ $48, AX
-	ADDQ $32, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $16, AX
+	ADDQ $64, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
+	VMASKMOVPS Y13, Y12, 32(CX)
 	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
+	VMASKMOVPS Y13, Y12, 32(CX)
 	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
+	VMASKMOVPS Y13, Y12, 32(CX)
 	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y7, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y9, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
+	VMASKMOVPS Y13, Y12, 32(CX)
 	VZEROUPPER
 	RET
 nobetaedge:
 	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
+	VMOVUPS Y0, 0(CX)
 	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
+	VMASKMOVPS Y1, Y12, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
+	VMOVUPS Y2, 0(CX)
 	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
+	VMASKMOVPS Y3, Y12, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
+	VMOVUPS Y4, 0(CX)
 	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
+	VMASKMOVPS Y5, Y12, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	ADDQ R8, CX
+	VMOVUPS Y6, 0(CX)
 	VMULPS Y15, Y7, Y7
-	VMASKMOVPS Y7, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMASKMOVPS Y8, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y9, Y9
-	VMASKMOVPS Y9, Y12, 0(CX)
+	VMASKMOVPS Y7, Y12, 32(CX)
 	VZEROUPPER
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMOVUPS 32(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
+	VMOVUPS Y13, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y2, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMOVUPS 32(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
+	VMOVUPS Y13, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y4, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMOVUPS 32(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
+	VMOVUPS Y13, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y6, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMOVUPS 32(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y7, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y9, Y13
-	VMOVUPS Y13, 0(CX)
+	VMOVUPS Y13, 32(CX)
 	VZEROUPPER
 	RET
 nobeta:
 	VMULPS Y15, Y0, Y0
 	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
+	VMOVUPS Y1, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y2, Y2
 	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
+	VMOVUPS Y3, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y4, Y4
 	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
+	VMOVUPS Y5, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y6, Y6
 	VMOVUPS Y6, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y7, Y7
-	VMOVUPS Y7, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMOVUPS Y8, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y9, Y9
-	VMOVUPS Y9, 0(CX)
+	VMOVUPS Y7, 32(CX)
 	VZEROUPPER
 	RET
 
-// func k256_11x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_11x1(SB), NOSPLIT, $0-64
+// func k256_pp_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pp_4x3(SB), NOSPLIT, $0-80
 	MOVQ kc+0(FP), DX
 	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
 	SHLQ $2, R8
 	MOVQ CX, R9
 	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
 	ADDQ R8, R9
 	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	MOVQ DX, R10
-	SHRQ $2, R10
-	JZ tail
-loop:
-	VMOVUPS 0(BX), Y11
-	VBROADCASTSS 0(AX), Y12
-	VFMADD231PS Y11, Y12, Y0
-	VBROADCASTSS 4(AX), Y13
-	VFMADD231PS Y11, Y13, Y1
-	VBROADCASTSS 8(AX), Y14
-	VFMADD231PS Y11, Y14, Y2
-	VBROADCASTSS 12(AX), Y15
-	VFMADD231PS Y11, Y15, Y3
-	VBROADCASTSS 16(AX), Y12
-	VFMADD231PS Y11, Y12, Y4
-	VBROADCASTSS 20(AX), Y13
-	VFMADD231PS Y11, Y13, Y5
-	VBROADCASTSS 24(AX), Y14
-	VFMADD231PS Y11, Y14, Y6
-	VBROADCASTSS 28(AX), Y15
-	VFMADD231PS Y11, Y15, Y7
-	VBROADCASTSS 32(AX), Y12
-	VFMADD231PS Y11, Y12, Y8
-	VBROADCASTSS 36(AX), Y13
-	VFMADD231PS Y11, Y13, Y9
-	VBROADCASTSS 40(AX), Y14
-	VFMADD231PS Y11, Y14, Y10
-	VMOVUPS 32(BX), Y11
-	VBROADCASTSS 48(AX), Y12
-	VFMADD231PS Y11, Y12, Y0
-	VBROADCASTSS 52(AX), Y13
-	VFMADD231PS Y11, Y13, Y1
-	VBROADCASTSS 56(AX), Y14
-	VFMADD231PS Y11, Y14, Y2
-	VBROADCASTSS 60(AX), Y15
-	VFMADD231PS Y11, Y15, Y3
-	VBROADCASTSS 64(AX), Y12
-	VFMADD231PS Y11, Y12, Y4
-	VBROADCASTSS 68(AX), Y13
-	VFMADD231PS Y11, Y13, Y5
-	VBROADCASTSS 72(AX), Y14
-	VFMADD231PS Y11, Y14, Y6
-	VBROADCASTSS 76(AX), Y15
-	VFMADD231PS Y11, Y15, Y7
-	VBROADCASTSS 80(AX), Y12
-	VFMADD231PS Y11, Y12, Y8
-	VBROADCASTSS 84(AX), Y13
-	VFMADD231PS Y11, Y13, Y9
-	VBROADCASTSS 88(AX), Y14
-	VFMADD231PS Y11, Y14, Y10
-	VMOVUPS 64(BX), Y11
-	VBROADCASTSS 96(AX), Y12
-	VFMADD231PS Y11, Y12, Y0
-	VBROADCASTSS 100(AX), Y13
-	VFMADD231PS Y11, Y13, Y1
-	VBROADCASTSS 104(AX), Y14
-	VFMADD231PS Y11, Y14, Y2
-	VBROADCASTSS 108(AX), Y15
-	VFMADD231PS Y11, Y15, Y3
-	VBROADCASTSS 112(AX), Y12
-	VFMADD231PS Y11, Y12, Y4
-	VBROADCASTSS 116(AX), Y13
-	VFMADD231PS Y11, Y13, Y5
-	VBROADCASTSS 120(AX), Y14
-	VFMADD231PS Y11, Y14, Y6
-	VBROADCASTSS 124(AX), Y15
-	VFMADD231PS Y11, Y15, Y7
-	VBROADCASTSS 128(AX), Y12
-	VFMADD231PS Y11, Y12, Y8
-	VBROADCASTSS 132(AX), Y13
-	VFMADD231PS Y11, Y13, Y9
-	VBROADCASTSS 136(AX), Y14
-	VFMADD231PS Y11, Y14, Y10
-	VMOVUPS 96(BX), Y11
-	VBROADCASTSS 144(AX), Y12
-	VFMADD231PS Y11, Y12, Y0
-	VBROADCASTSS 148(AX), Y13
-	VFMADD231PS Y11, Y13, Y1
-	VBROADCASTSS 152(AX), Y14
-	VFMADD231PS Y11, Y14, Y2
-	VBROADCASTSS 156(AX), Y15
-	VFMADD231PS Y11, Y15, Y3
-	VBROADCASTSS 160(AX), Y12
-	VFMADD231PS Y11, Y12, Y4
-	VBROADCASTSS 164(AX), Y13
-	VFMADD231PS Y11, Y13, Y5
-	VBROADCASTSS 168(AX), Y14
-	VFMADD231PS Y11, Y14, Y6
-	VBROADCASTSS 172(AX), Y15
-	VFMADD231PS Y11, Y15, Y7
-	VBROADCASTSS 176(AX), Y12
-	VFMADD231PS Y11, Y12, Y8
-	VBROADCASTSS 180(AX), Y13
-	VFMADD231PS Y11, Y13, Y9
-	VBROADCASTSS 184(AX), Y14
-	VFMADD231PS Y11, Y14, Y10
-	ADDQ $192, AX
-	ADDQ $128, BX
-	DECQ R10
-	JNZ loop
-tail:
-	ANDQ $3, DX
-	JZ store
-tail1:
-	VMOVUPS 0(BX), Y11
-	VBROADCASTSS 0(AX), Y12
-	VFMADD231PS Y11, Y12, Y0
-	VBROADCASTSS 4(AX), Y13
-	VFMADD231PS Y11, Y13, Y1
-	VBROADCASTSS 8(AX), Y14
-	VFMADD231PS Y11, Y14, Y2
-	VBROADCASTSS 12(AX), Y15
-	VFMADD231PS Y11, Y15, Y3
-	VBROADCASTSS 16(AX), Y12
-	VFMADD231PS Y11, Y12, Y4
-	VBROADCASTSS 20(AX), Y13
-	VFMADD231PS Y11, Y13, Y5
-	VBROADCASTSS 24(AX), Y14
-	VFMADD231PS Y11, Y14, Y6
-	VBROADCASTSS 28(AX), Y15
-	VFMADD231PS Y11, Y15, Y7
-	VBROADCASTSS 32(AX), Y12
-	VFMADD231PS Y11, Y12, Y8
-	VBROADCASTSS 36(AX), Y13
-	VFMADD231PS Y11, Y13, Y9
-	VBROADCASTSS 40(AX), Y14
-	VFMADD231PS Y11, Y14, Y10
-	ADDQ $48, AX
-	ADDQ $32, BX
-	DECQ DX
-	JNZ tail1
-store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
-	CMPQ R11, $8
-	JEQ full
-	LEAQ maskTbl<>(SB), R12
-	MOVQ $8, R13
-	SUBQ R11, R13
-	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y9, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y10, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	VZEROUPPER
-	RET
-nobetaedge:
-	VMULPS Y15, Y0, Y0
-	VMASKMOVPS Y0, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMASKMOVPS Y1, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMASKMOVPS Y2, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMASKMOVPS Y7, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMASKMOVPS Y8, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y9, Y9
-	VMASKMOVPS Y9, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y10, Y10
-	VMASKMOVPS Y10, Y12, 0(CX)
-	VZEROUPPER
-	RET
-
-full:
-	MOVQ loadC+48(FP), R9
-	TESTQ R9, R9
-	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y0, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y1, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y2, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y3, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y9, Y13
-	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y10, Y13
-	VMOVUPS Y13, 0(CX)
-	VZEROUPPER
-	RET
-nobeta:
-	VMULPS Y15, Y0, Y0
-	VMOVUPS Y0, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y1, Y1
-	VMOVUPS Y1, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y2, Y2
-	VMOVUPS Y2, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y3, Y3
-	VMOVUPS Y3, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMOVUPS Y6, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMOVUPS Y7, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMOVUPS Y8, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y9, Y9
-	VMOVUPS Y9, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y10, Y10
-	VMOVUPS Y10, 0(CX)
-	VZEROUPPER
-	RET
-
-// func k256_12x1(kc int, a, b, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
-TEXT ·k256_12x1(SB), NOSPLIT, $0-64
-	MOVQ kc+0(FP), DX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), CX
-	MOVQ ldc+32(FP), R8
-	SHLQ $2, R8
-	MOVQ CX, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
-	ADDQ R8, R9
-	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -7926,107 +34764,83 @@ TEXT ·k256_12x1(SB), NOSPLIT, $0-64
 	JZ tail
 loop:
 	VMOVUPS 0(BX), Y12
-	VBROADCASTSS 0(AX), Y13
-	VFMADD231PS Y12, Y13, Y0
-	VBROADCASTSS 4(AX), Y14
-	VFMADD231PS Y12, Y14, Y1
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
 	VBROADCASTSS 8(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VBROADCASTSS 12(AX), Y13
-	VFMADD231PS Y12, Y13, Y3
-	VBROADCASTSS 16(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VBROADCASTSS 20(AX), Y15
-	VFMADD231PS Y12, Y15, Y5
-	VBROADCASTSS 24(AX), Y13
-	VFMADD231PS Y12, Y13, Y6
-	VBROADCASTSS 28(AX), Y14
-	VFMADD231PS Y12, Y14, Y7
-	VBROADCASTSS 32(AX), Y15
-	VFMADD231PS Y12, Y15, Y8
-	VBROADCASTSS 36(AX), Y13
-	VFMADD231PS Y12, Y13, Y9
-	VBROADCASTSS 40(AX), Y14
-	VFMADD231PS Y12, Y14, Y10
-	VBROADCASTSS 44(AX), Y15
-	VFMADD231PS Y12, Y15, Y11
-	VMOVUPS 32(BX), Y12
-	VBROADCASTSS 48(AX), Y13
-	VFMADD231PS Y12, Y13, Y0
-	VBROADCASTSS 52(AX), Y14
-	VFMADD231PS Y12, Y14, Y1
-	VBROADCASTSS 56(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VBROADCASTSS 60(AX), Y13
-	VFMADD231PS Y12, Y13, Y3
-	VBROADCASTSS 64(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VBROADCASTSS 68(AX), Y15
-	VFMADD231PS Y12, Y15, Y5
-	VBROADCASTSS 72(AX), Y13
-	VFMADD231PS Y12, Y13, Y6
-	VBROADCASTSS 76(AX), Y14
-	VFMADD231PS Y12, Y14, Y7
-	VBROADCASTSS 80(AX), Y15
-	VFMADD231PS Y12, Y15, Y8
-	VBROADCASTSS 84(AX), Y13
-	VFMADD231PS Y12, Y13, Y9
-	VBROADCASTSS 88(AX), Y14
-	VFMADD231PS Y12, Y14, Y10
-	VBROADCASTSS 92(AX), Y15
-	VFMADD231PS Y12, Y15, Y11
-	VMOVUPS 64(BX), Y12
-	VBROADCASTSS 96(AX), Y13
-	VFMADD231PS Y12, Y13, Y0
-	VBROADCASTSS 100(AX), Y14
-	VFMADD231PS Y12, Y14, Y1
-	VBROADCASTSS 104(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VBROADCASTSS 108(AX), Y13
-	VFMADD231PS Y12, Y13, Y3
-	VBROADCASTSS 112(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VBROADCASTSS 116(AX), Y15
-	VFMADD231PS Y12, Y15, Y5
-	VBROADCASTSS 120(AX), Y13
-	VFMADD231PS Y12, Y13, Y6
-	VBROADCASTSS 124(AX), Y14
-	VFMADD231PS Y12, Y14, Y7
-	VBROADCASTSS 128(AX), Y15
-	VFMADD231PS Y12, Y15, Y8
-	VBROADCASTSS 132(AX), Y13
-	VFMADD231PS Y12, Y13, Y9
-	VBROADCASTSS 136(AX), Y14
-	VFMADD231PS Y12, Y14, Y10
-	VBROADCASTSS 140(AX), Y15
-	VFMADD231PS Y12, Y15, Y11
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
 	VMOVUPS 96(BX), Y12
-	VBROADCASTSS 144(AX), Y13
-	VFMADD231PS Y12, Y13, Y0
-	VBROADCASTSS 148(AX), Y14
-	VFMADD231PS Y12, Y14, Y1
-	VBROADCASTSS 152(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VBROADCASTSS 156(AX), Y13
-	VFMADD231PS Y12, Y13, Y3
-	VBROADCASTSS 160(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VBROADCASTSS 164(AX), Y15
-	VFMADD231PS Y12, Y15, Y5
-	VBROADCASTSS 168(AX), Y13
-	VFMADD231PS Y12, Y13, Y6
-	VBROADCASTSS 172(AX), Y14
-	VFMADD231PS Y12, Y14, Y7
-	VBROADCASTSS 176(AX), Y15
-	VFMADD231PS Y12, Y15, Y8
-	VBROADCASTSS 180(AX), Y13
-	VFMADD231PS Y12, Y13, Y9
-	VBROADCASTSS 184(AX), Y14
-	VFMADD231PS Y12, Y14, Y10
-	VBROADCASTSS 188(AX), Y15
-	VFMADD231PS Y12, Y15, Y11
-	ADDQ $192, AX
-	ADDQ $128, BX
+	VMOVUPS 128(BX), Y13
+	VMOVUPS 160(BX), Y14
+	VBROADCASTSS 16(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 20(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 24(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 28(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	VMOVUPS 192(BX), Y12
+	VMOVUPS 224(BX), Y13
+	VMOVUPS 256(BX), Y14
+	VBROADCASTSS 32(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 36(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 40(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 44(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	VMOVUPS 288(BX), Y12
+	VMOVUPS 320(BX), Y13
+	VMOVUPS 352(BX), Y14
+	VBROADCASTSS 48(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 52(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 56(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 60(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $64, AX
+	ADDQ $384, BX
 	DECQ R10
 	JNZ loop
 tail:
@@ -8034,47 +34848,1750 @@ tail:
 	JZ store
 tail1:
 	VMOVUPS 0(BX), Y12
-	VBROADCASTSS 0(AX), Y13
-	VFMADD231PS Y12, Y13, Y0
-	VBROADCASTSS 4(AX), Y14
-	VFMADD231PS Y12, Y14, Y1
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
 	VBROADCASTSS 8(AX), Y15
-	VFMADD231PS Y12, Y15, Y2
-	VBROADCASTSS 12(AX), Y13
-	VFMADD231PS Y12, Y13, Y3
-	VBROADCASTSS 16(AX), Y14
-	VFMADD231PS Y12, Y14, Y4
-	VBROADCASTSS 20(AX), Y15
-	VFMADD231PS Y12, Y15, Y5
-	VBROADCASTSS 24(AX), Y13
-	VFMADD231PS Y12, Y13, Y6
-	VBROADCASTSS 28(AX), Y14
-	VFMADD231PS Y12, Y14, Y7
-	VBROADCASTSS 32(AX), Y15
-	VFMADD231PS Y12, Y15, Y8
-	VBROADCASTSS 36(AX), Y13
-	VFMADD231PS Y12, Y13, Y9
-	VBROADCASTSS 40(AX), Y14
-	VFMADD231PS Y12, Y14, Y10
-	VBROADCASTSS 44(AX), Y15
-	VFMADD231PS Y12, Y15, Y11
-	ADDQ $48, AX
-	ADDQ $32, BX
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $16, AX
+	ADDQ $96, BX
 	DECQ DX
 	JNZ tail1
 store:
-	VBROADCASTSS alpha+40(FP), Y15
-	MOVQ edge+56(FP), R11
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
 	CMPQ R11, $8
 	JEQ full
 	LEAQ maskTbl<>(SB), R12
 	MOVQ $8, R13
 	SUBQ R11, R13
 	VMOVDQU (R12)(R13*4), Y12
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobetaedge
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 16(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 32(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 48(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 32(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 48(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 16(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 32(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 48(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 16(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 20(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 32(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 36(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 48(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 52(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 16(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 20(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 32(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 36(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 48(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 52(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 16(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 20(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 32(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 36(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 48(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 52(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 16(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 20(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 24(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 32(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 36(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 40(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 48(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 52(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 56(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 16(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 20(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 24(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 32(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 36(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 40(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 48(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 52(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 56(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 16(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 20(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 24(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 32(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 36(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 40(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 48(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 52(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 56(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 16(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 20(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 24(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 28(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 32(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 36(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 40(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 44(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 48(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 52(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 56(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 60(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -8093,46 +36610,6 @@ store:
 	VMASKMOVPS 0(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y3, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y4, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y5, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y6, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y7, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y9, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y10, Y13
-	VMASKMOVPS Y13, Y12, 0(CX)
-	ADDQ R8, CX
-	VMASKMOVPS 0(CX), Y12, Y13
-	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y11, Y13
 	VMASKMOVPS Y13, Y12, 0(CX)
 	VZEROUPPER
 	RET
@@ -8148,38 +36625,14 @@ nobetaedge:
 	ADDQ R8, CX
 	VMULPS Y15, Y3, Y3
 	VMASKMOVPS Y3, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y4, Y4
-	VMASKMOVPS Y4, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y5, Y5
-	VMASKMOVPS Y5, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y6, Y6
-	VMASKMOVPS Y6, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y7, Y7
-	VMASKMOVPS Y7, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y8, Y8
-	VMASKMOVPS Y8, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y9, Y9
-	VMASKMOVPS Y9, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y10, Y10
-	VMASKMOVPS Y10, Y12, 0(CX)
-	ADDQ R8, CX
-	VMULPS Y15, Y11, Y11
-	VMASKMOVPS Y11, Y12, 0(CX)
 	VZEROUPPER
 	RET
 
 full:
-	MOVQ loadC+48(FP), R9
+	MOVQ loadC+64(FP), R9
 	TESTQ R9, R9
 	JZ nobeta
-	VBROADCASTSS beta+44(FP), Y14
+	VBROADCASTSS beta+60(FP), Y14
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y0, Y13
@@ -8199,45 +36652,2205 @@ full:
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y3, Y13
 	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 16(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 20(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 24(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 28(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 32(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 36(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 40(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 44(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 48(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 52(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 56(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 60(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y4, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y5, Y13
-	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS Y13, Y12, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y6, Y13
 	VMOVUPS Y13, 0(CX)
-	ADDQ R8, CX
-	VMOVUPS 0(CX), Y13
+	VMASKMOVPS 32(CX), Y12, Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y7, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMASKMOVPS Y7, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
 	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y8, Y13
+	VFMADD231PS Y15, Y2, Y13
 	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_pr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_pr_4x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 16(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 20(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 24(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 28(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 32(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 36(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 40(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 44(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 48(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 52(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 56(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 60(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	ADDQ $64, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y9, Y13
 	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
 	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	VMOVUPS 32(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y2
+	VMOVUPS 96(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Y2
+	VMOVUPS 160(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y2
+	VMOVUPS 224(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y3
+	VMOVUPS 224(BX), Y4
+	VMOVUPS 256(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 288(BX), Y3
+	VMOVUPS 320(BX), Y4
+	VMOVUPS 352(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 32(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
 	VMOVUPS Y13, 0(CX)
 	ADDQ R8, CX
 	VMOVUPS 0(CX), Y13
 	VMULPS Y14, Y13, Y13
-	VFMADD231PS Y15, Y11, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y4
+	VMOVUPS 96(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y4
+	VMOVUPS 224(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y6
+	VMOVUPS 128(BX), Y7
+	VMOVUPS 160(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VMOVUPS 256(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 288(BX), Y6
+	VMOVUPS 320(BX), Y7
+	VMOVUPS 352(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y6
+	VMOVUPS 96(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Y6
+	VMOVUPS 160(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y9
+	VMOVUPS 128(BX), Y10
+	VMOVUPS 160(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y9
+	VMOVUPS 224(BX), Y10
+	VMOVUPS 256(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	VMOVUPS 288(BX), Y9
+	VMOVUPS 320(BX), Y10
+	VMOVUPS 352(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	VMOVUPS 32(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
 	VMOVUPS Y13, 0(CX)
 	VZEROUPPER
 	RET
@@ -8253,30 +38866,7265 @@ nobeta:
 	ADDQ R8, CX
 	VMULPS Y15, Y3, Y3
 	VMOVUPS Y3, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	VMOVUPS 64(BX), Y8
+	VMOVUPS 96(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	VMOVUPS 128(BX), Y8
+	VMOVUPS 160(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y8
+	VMOVUPS 224(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y4, Y4
 	VMOVUPS Y4, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y5, Y5
-	VMOVUPS Y5, 0(CX)
+	VMASKMOVPS Y5, Y12, 32(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y6, Y6
 	VMOVUPS Y6, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y7, Y7
-	VMOVUPS Y7, 0(CX)
+	VMASKMOVPS Y7, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
 	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tp_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tp_4x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	VMOVUPS 96(BX), Y12
+	VMOVUPS 128(BX), Y13
+	VMOVUPS 160(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	VMOVUPS 192(BX), Y12
+	VMOVUPS 224(BX), Y13
+	VMOVUPS 256(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	VMOVUPS 288(BX), Y12
+	VMOVUPS 320(BX), Y13
+	VMOVUPS 352(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
 	VMULPS Y15, Y8, Y8
-	VMOVUPS Y8, 0(CX)
+	VMASKMOVPS Y8, Y12, 64(CX)
 	ADDQ R8, CX
 	VMULPS Y15, Y9, Y9
 	VMOVUPS Y9, 0(CX)
-	ADDQ R8, CX
 	VMULPS Y15, Y10, Y10
-	VMOVUPS Y10, 0(CX)
-	ADDQ R8, CX
+	VMOVUPS Y10, 32(CX)
 	VMULPS Y15, Y11, Y11
-	VMOVUPS Y11, 0(CX)
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMASKMOVPS Y7, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_tr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_tr_4x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R12, AX
+	ADDQ R9, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS 32(BX), Y1
+	VBROADCASTSS 4(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS 64(BX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	VMOVUPS 96(BX), Y1
+	VBROADCASTSS 12(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ $16, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ $4, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 64(BX), Y2
+	VMOVUPS 96(BX), Y3
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 128(BX), Y2
+	VMOVUPS 160(BX), Y3
+	VBROADCASTSS 8(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	VMOVUPS 192(BX), Y2
+	VMOVUPS 224(BX), Y3
+	VBROADCASTSS 12(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 96(BX), Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 192(BX), Y3
+	VMOVUPS 224(BX), Y4
+	VMOVUPS 256(BX), Y5
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	VMOVUPS 288(BX), Y3
+	VMOVUPS 320(BX), Y4
+	VMOVUPS 352(BX), Y5
+	VBROADCASTSS 12(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ $16, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ $4, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS 32(BX), Y2
+	VBROADCASTSS 4(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS 64(BX), Y2
+	VBROADCASTSS 8(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	VMOVUPS 96(BX), Y2
+	VBROADCASTSS 12(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ $16, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ $4, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 64(BX), Y4
+	VMOVUPS 96(BX), Y5
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 128(BX), Y4
+	VMOVUPS 160(BX), Y5
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	VMOVUPS 192(BX), Y4
+	VMOVUPS 224(BX), Y5
+	VBROADCASTSS 12(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 96(BX), Y6
+	VMOVUPS 128(BX), Y7
+	VMOVUPS 160(BX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VMOVUPS 256(BX), Y8
+	VBROADCASTSS 8(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	VMOVUPS 288(BX), Y6
+	VMOVUPS 320(BX), Y7
+	VMOVUPS 352(BX), Y8
+	VBROADCASTSS 12(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ $16, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ $4, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 4(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	VMOVUPS 64(BX), Y3
+	VBROADCASTSS 8(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	VMOVUPS 96(BX), Y3
+	VBROADCASTSS 12(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 12(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ $16, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ $4, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 64(BX), Y6
+	VMOVUPS 96(BX), Y7
+	VBROADCASTSS 4(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 4(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 128(BX), Y6
+	VMOVUPS 160(BX), Y7
+	VBROADCASTSS 8(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	VMOVUPS 192(BX), Y6
+	VMOVUPS 224(BX), Y7
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 12(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 96(BX), Y9
+	VMOVUPS 128(BX), Y10
+	VMOVUPS 160(BX), Y11
+	VBROADCASTSS 4(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 4(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 192(BX), Y9
+	VMOVUPS 224(BX), Y10
+	VMOVUPS 256(BX), Y11
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	VMOVUPS 288(BX), Y9
+	VMOVUPS 320(BX), Y10
+	VMOVUPS 352(BX), Y11
+	VBROADCASTSS 12(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 12(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ $16, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ $4, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 0(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	VMOVUPS 32(BX), Y4
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 4(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 4(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	VMOVUPS 64(BX), Y4
+	VBROADCASTSS 8(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 8(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	VMOVUPS 96(BX), Y4
+	VBROADCASTSS 12(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 12(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ $16, AX
+	ADDQ $128, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 0(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ $4, AX
+	ADDQ $32, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 0(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 64(BX), Y8
+	VMOVUPS 96(BX), Y9
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 4(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 4(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 128(BX), Y8
+	VMOVUPS 160(BX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 8(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	VMOVUPS 192(BX), Y8
+	VMOVUPS 224(BX), Y9
+	VBROADCASTSS 12(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 12(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $16, AX
+	ADDQ $256, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 0(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ $4, AX
+	ADDQ $64, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMASKMOVPS Y7, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_np_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_np_4x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 0(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	VMOVUPS 96(BX), Y12
+	VMOVUPS 128(BX), Y13
+	VMOVUPS 160(BX), Y14
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 4(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 4(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	VMOVUPS 192(BX), Y12
+	VMOVUPS 224(BX), Y13
+	VMOVUPS 256(BX), Y14
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 8(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	VMOVUPS 288(BX), Y12
+	VMOVUPS 320(BX), Y13
+	VMOVUPS 352(BX), Y14
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 12(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $16, AX
+	ADDQ $384, BX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 0(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ $4, AX
+	ADDQ $96, BX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_1x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 4(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 8(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 12(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y1
+	VBROADCASTSS 0(AX), Y2
+	VFMADD231PS Y1, Y2, Y0
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_1x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 8(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 12(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VMOVUPS 32(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y2, Y4, Y0
+	VFMADD231PS Y3, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_1x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 12(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VMOVUPS 32(BX), Y4
+	VMOVUPS 64(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y3, Y6, Y0
+	VFMADD231PS Y4, Y6, Y1
+	VFMADD231PS Y5, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_2x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 4(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 8(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 12(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y2
+	VBROADCASTSS 0(AX), Y3
+	VFMADD231PS Y2, Y3, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y4
+	VFMADD231PS Y2, Y4, Y1
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_2x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 4(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 8(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 12(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VMOVUPS 32(BX), Y5
+	VBROADCASTSS 0(AX), Y6
+	VFMADD231PS Y4, Y6, Y0
+	VFMADD231PS Y5, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VFMADD231PS Y5, Y7, Y3
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_2x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 4(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 8(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 12(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VMOVUPS 64(BX), Y8
+	VBROADCASTSS 0(AX), Y9
+	VFMADD231PS Y6, Y9, Y0
+	VFMADD231PS Y7, Y9, Y1
+	VFMADD231PS Y8, Y9, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y10
+	VFMADD231PS Y6, Y10, Y3
+	VFMADD231PS Y7, Y10, Y4
+	VFMADD231PS Y8, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_3x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 4(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 4(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 8(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 8(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 12(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 12(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y3
+	VBROADCASTSS 0(AX), Y4
+	VFMADD231PS Y3, Y4, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y5
+	VFMADD231PS Y3, Y5, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y6
+	VFMADD231PS Y3, Y6, Y2
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_3x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 4(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 4(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 8(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 8(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 12(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 12(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y6
+	VMOVUPS 32(BX), Y7
+	VBROADCASTSS 0(AX), Y8
+	VFMADD231PS Y6, Y8, Y0
+	VFMADD231PS Y7, Y8, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y9
+	VFMADD231PS Y6, Y9, Y2
+	VFMADD231PS Y7, Y9, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y10
+	VFMADD231PS Y6, Y10, Y4
+	VFMADD231PS Y7, Y10, Y5
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_3x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 4(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 4(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 8(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 8(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 12(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 12(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y9
+	VMOVUPS 32(BX), Y10
+	VMOVUPS 64(BX), Y11
+	VBROADCASTSS 0(AX), Y12
+	VFMADD231PS Y9, Y12, Y0
+	VFMADD231PS Y10, Y12, Y1
+	VFMADD231PS Y11, Y12, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y13
+	VFMADD231PS Y9, Y13, Y3
+	VFMADD231PS Y10, Y13, Y4
+	VFMADD231PS Y11, Y13, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y14
+	VFMADD231PS Y9, Y14, Y6
+	VFMADD231PS Y10, Y14, Y7
+	VFMADD231PS Y11, Y14, Y8
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_4x1(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 0(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 4(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 4(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 4(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 4(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 8(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 8(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 8(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 8(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 12(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 12(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 12(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 12(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y4
+	VBROADCASTSS 0(AX), Y5
+	VFMADD231PS Y4, Y5, Y0
+	VBROADCASTSS 0(AX)(R12*1), Y6
+	VFMADD231PS Y4, Y6, Y1
+	VBROADCASTSS 0(AX)(R12*2), Y7
+	VFMADD231PS Y4, Y7, Y2
+	VBROADCASTSS 0(AX)(R13*1), Y8
+	VFMADD231PS Y4, Y8, Y3
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	ADDQ R8, CX
+	VMASKMOVPS 0(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 0(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMASKMOVPS Y0, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 0(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_4x2(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 0(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 4(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 4(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 4(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 4(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 8(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 8(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 8(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 8(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 12(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 12(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 12(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 12(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y8
+	VMOVUPS 32(BX), Y9
+	VBROADCASTSS 0(AX), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y1
+	VBROADCASTSS 0(AX)(R12*1), Y11
+	VFMADD231PS Y8, Y11, Y2
+	VFMADD231PS Y9, Y11, Y3
+	VBROADCASTSS 0(AX)(R12*2), Y12
+	VFMADD231PS Y8, Y12, Y4
+	VFMADD231PS Y9, Y12, Y5
+	VBROADCASTSS 0(AX)(R13*1), Y13
+	VFMADD231PS Y8, Y13, Y6
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMASKMOVPS 32(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMASKMOVPS Y13, Y12, 32(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMASKMOVPS Y1, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMASKMOVPS Y3, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMASKMOVPS Y7, Y12, 32(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 32(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 0(CX)
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 0(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 32(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VZEROUPPER
+	RET
+
+// func k256_nr_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+TEXT ·k256_nr_4x3(SB), NOSPLIT, $0-80
+	MOVQ kc+0(FP), DX
+	MOVQ a+8(FP), AX
+	MOVQ b+24(FP), BX
+	MOVQ c+40(FP), CX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	MOVQ CX, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	ADDQ R8, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 92(R9)
+	MOVQ lda+16(FP), R12
+	SHLQ $2, R12
+	LEAQ (R12)(R12*2), R13
+	MOVQ ldb+32(FP), R9
+	SHLQ $2, R9
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	MOVQ DX, R10
+	SHRQ $2, R10
+	JZ tail
+loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 0(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 4(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 4(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 4(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 8(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 8(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 8(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 8(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 12(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 12(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 12(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 12(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	ADDQ $16, AX
+	DECQ R10
+	JNZ loop
+tail:
+	ANDQ $3, DX
+	JZ store
+tail1:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VMOVUPS 64(BX), Y14
+	VBROADCASTSS 0(AX), Y15
+	VFMADD231PS Y12, Y15, Y0
+	VFMADD231PS Y13, Y15, Y1
+	VFMADD231PS Y14, Y15, Y2
+	VBROADCASTSS 0(AX)(R12*1), Y15
+	VFMADD231PS Y12, Y15, Y3
+	VFMADD231PS Y13, Y15, Y4
+	VFMADD231PS Y14, Y15, Y5
+	VBROADCASTSS 0(AX)(R12*2), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	VFMADD231PS Y14, Y15, Y8
+	VBROADCASTSS 0(AX)(R13*1), Y15
+	VFMADD231PS Y12, Y15, Y9
+	VFMADD231PS Y13, Y15, Y10
+	VFMADD231PS Y14, Y15, Y11
+	ADDQ R9, BX
+	ADDQ $4, AX
+	DECQ DX
+	JNZ tail1
+store:
+	VBROADCASTSS alpha+56(FP), Y15
+	MOVQ edge+72(FP), R11
+	CMPQ R11, $8
+	JEQ full
+	LEAQ maskTbl<>(SB), R12
+	MOVQ $8, R13
+	SUBQ R11, R13
+	VMOVDQU (R12)(R13*4), Y12
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobetaedge
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMASKMOVPS 64(CX), Y12, Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMASKMOVPS Y13, Y12, 64(CX)
+	VZEROUPPER
+	RET
+nobetaedge:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMASKMOVPS Y2, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMASKMOVPS Y5, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMASKMOVPS Y8, Y12, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMASKMOVPS Y11, Y12, 64(CX)
+	VZEROUPPER
+	RET
+
+full:
+	MOVQ loadC+64(FP), R9
+	TESTQ R9, R9
+	JZ nobeta
+	VBROADCASTSS beta+60(FP), Y14
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y0, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y1, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y2, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y3, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y4, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y5, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y6, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y7, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y8, Y13
+	VMOVUPS Y13, 64(CX)
+	ADDQ R8, CX
+	VMOVUPS 0(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y9, Y13
+	VMOVUPS Y13, 0(CX)
+	VMOVUPS 32(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y10, Y13
+	VMOVUPS Y13, 32(CX)
+	VMOVUPS 64(CX), Y13
+	VMULPS Y14, Y13, Y13
+	VFMADD231PS Y15, Y11, Y13
+	VMOVUPS Y13, 64(CX)
+	VZEROUPPER
+	RET
+nobeta:
+	VMULPS Y15, Y0, Y0
+	VMOVUPS Y0, 0(CX)
+	VMULPS Y15, Y1, Y1
+	VMOVUPS Y1, 32(CX)
+	VMULPS Y15, Y2, Y2
+	VMOVUPS Y2, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y3, Y3
+	VMOVUPS Y3, 0(CX)
+	VMULPS Y15, Y4, Y4
+	VMOVUPS Y4, 32(CX)
+	VMULPS Y15, Y5, Y5
+	VMOVUPS Y5, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y6, Y6
+	VMOVUPS Y6, 0(CX)
+	VMULPS Y15, Y7, Y7
+	VMOVUPS Y7, 32(CX)
+	VMULPS Y15, Y8, Y8
+	VMOVUPS Y8, 64(CX)
+	ADDQ R8, CX
+	VMULPS Y15, Y9, Y9
+	VMOVUPS Y9, 0(CX)
+	VMULPS Y15, Y10, Y10
+	VMOVUPS Y10, 32(CX)
+	VMULPS Y15, Y11, Y11
+	VMOVUPS Y11, 64(CX)
 	VZEROUPPER
 	RET
 

@@ -147,75 +147,131 @@ done4:
 	VZEROUPPER
 	RET
 
-// func CopyPanel8(dst, src *float32, ld, k, w, W int)
+// func CopyPanel4(dst, src *float32, ld, k, w, W int)
 //
 // dst[p*W + j] = src[p*ld + j] for j < w and 0 for w <= j < W, p < k.
-// W is a multiple of 8 and w <= W. Lanes past w are never read.
-TEXT ·CopyPanel8(SB), NOSPLIT, $0-48
-	MOVQ dst+0(FP), DI
-	MOVQ src+8(FP), SI
-	MOVQ ld+16(FP), R8
-	SHLQ $2, R8
-	MOVQ k+24(FP), CX
-	MOVQ w+32(FP), R9
-	MOVQ W+40(FP), R10
+// W is a multiple of 4 and w <= W. Lanes past w are never read.
+TEXT ·CopyPanel4(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R8
+	SHLQ  $2, R8
+	MOVQ  k+24(FP), CX
+	MOVQ  w+32(FP), R9
+	MOVQ  W+40(FP), R10
+	SHLQ  $2, R10          // dst row bytes
 	TESTQ CX, CX
-	JZ   donec
-	MOVQ R9, R11
-	SHRQ $3, R11           // full vectors
-	MOVQ R9, R12
-	ANDQ $7, R12           // valid lanes of the partial vector
-	LEAQ maskTbl8<>(SB), R13
-	MOVQ $8, AX
-	SUBQ R12, AX
-	VMOVDQU (R13)(AX*4), Y15
-	MOVQ R10, BX
-	SHRQ $3, BX
-	SUBQ R11, BX           // vectors after the full ones
-	TESTQ R12, R12
-	JZ   nopart
-	DECQ BX                // one of them is the partial vector
-
-nopart:
-	VXORPS Y14, Y14, Y14
+	JZ    donec
+	MOVQ  R9, R11
+	SHRQ  $3, R11          // R11: ymm copies
+	MOVQ  R9, R12
+	ANDQ  $4, R12          // R12: 4 if one xmm copy follows
+	MOVQ  R9, BX
+	ANDQ  $3, BX           // BX: lanes of the masked xmm copy
+	LEAQ  maskTbl8<>(SB), R13
+	MOVQ  $8, AX
+	SUBQ  BX, AX
+	VMOVDQU (R13)(AX*4), X15
+	// R13: xmm zero stores = (W - ceil4(w))/4
+	LEAQ  3(R9), R13
+	ANDQ  $-4, R13
+	SHLQ  $2, R13
+	NEGQ  R13
+	ADDQ  R10, R13
+	SHRQ  $4, R13
+	VXORPS X14, X14, X14
 
 rowc:
-	XORQ AX, AX
-	MOVQ R11, DX
+	XORQ  AX, AX
+	MOVQ  R11, DX
 	TESTQ DX, DX
-	JZ   partc
+	JZ    xmmc
 
-fullc:
+ymmc:
 	VMOVUPS (SI)(AX*1), Y0
 	VMOVUPS Y0, (DI)(AX*1)
-	ADDQ $32, AX
-	DECQ DX
-	JNZ  fullc
+	ADDQ  $32, AX
+	DECQ  DX
+	JNZ   ymmc
+
+xmmc:
+	TESTQ R12, R12
+	JZ    partc
+	VMOVUPS (SI)(AX*1), X0
+	VMOVUPS X0, (DI)(AX*1)
+	ADDQ  $16, AX
 
 partc:
-	TESTQ R12, R12
-	JZ   zeroc
-	VMASKMOVPS (SI)(AX*1), Y15, Y0
-	VMOVUPS Y0, (DI)(AX*1)
-	ADDQ $32, AX
+	TESTQ BX, BX
+	JZ    zeroc
+	VMASKMOVPS (SI)(AX*1), X15, X0
+	VMOVUPS X0, (DI)(AX*1)
+	ADDQ  $16, AX
 
 zeroc:
-	MOVQ BX, DX
+	MOVQ  R13, DX
 	TESTQ DX, DX
-	JZ   nextc
+	JZ    nextc
 
 zloop:
-	VMOVUPS Y14, (DI)(AX*1)
-	ADDQ $32, AX
-	DECQ DX
-	JNZ  zloop
+	VMOVUPS X14, (DI)(AX*1)
+	ADDQ  $16, AX
+	DECQ  DX
+	JNZ   zloop
 
 nextc:
-	ADDQ R8, SI
-	LEAQ (DI)(R10*4), DI
-	DECQ CX
-	JNZ  rowc
+	ADDQ  R8, SI
+	ADDQ  R10, DI
+	DECQ  CX
+	JNZ   rowc
 
 donec:
+	VZEROUPPER
+	RET
+
+// func CopyBlock(dst, src *float32, ld, k, nsl, nr int)
+//
+// Packs nsl full slivers of nr columns (nr a multiple of 8), reading src
+// row by row: dst[s*k*nr + p*nr + j] = src[p*ld + s*nr + j].
+TEXT ·CopyBlock(SB), NOSPLIT, $0-48
+	MOVQ  dst+0(FP), DI
+	MOVQ  src+8(FP), SI
+	MOVQ  ld+16(FP), R8
+	SHLQ  $2, R8
+	MOVQ  k+24(FP), CX
+	MOVQ  nsl+32(FP), R9
+	MOVQ  nr+40(FP), R10
+	SHLQ  $2, R10          // bytes per sliver row
+	MOVQ  CX, R11
+	IMULQ R10, R11         // bytes per sliver
+	TESTQ CX, CX
+	JZ    doneb
+	TESTQ R9, R9
+	JZ    doneb
+
+rowb:
+	MOVQ  SI, AX
+	MOVQ  DI, BX
+	MOVQ  R9, DX
+
+slb:
+	XORQ  R12, R12
+
+cpb:
+	VMOVUPS (AX)(R12*1), Y0
+	VMOVUPS Y0, (BX)(R12*1)
+	ADDQ  $32, R12
+	CMPQ  R12, R10
+	JLT   cpb
+	ADDQ  R10, AX
+	ADDQ  R11, BX
+	DECQ  DX
+	JNZ   slb
+	ADDQ  R8, SI
+	ADDQ  R10, DI
+	DECQ  CX
+	JNZ   rowb
+
+doneb:
 	VZEROUPPER
 	RET
