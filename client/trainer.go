@@ -33,18 +33,18 @@ func (c Config) Validate() error {
 // Trainer owns every buffer a worker needs to train one client at a time.
 // It is not safe for concurrent use; give each worker its own.
 type Trainer struct {
-	model  *nn.Model
-	ws     *nn.Workspace
-	batch  int
-	grad   []float32
-	vel    []float32
-	x      []float32
-	y      []int32
-	order  []int32
-	src    *rand.PCG
-	r      *rand.Rand
-	dsrc   *rand.PCG
-	dr     *rand.Rand
+	model *nn.Model
+	ws    *nn.Workspace
+	batch int
+	grad  []float32
+	vel   []float32
+	x     []float32
+	y     []int32
+	order []int32
+	src   *rand.PCG
+	r     *rand.Rand
+	dsrc  *rand.PCG
+	dr    *rand.Rand
 }
 
 // NewTrainer returns a Trainer for m with mini-batches of at most batch.

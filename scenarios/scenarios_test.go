@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -60,8 +61,8 @@ func TestBuiltinsParseAndValidate(t *testing.T) {
 			if got, want := s.Source, "builtin:"+name; got != want {
 				t.Errorf("Source = %q, want %q", got, want)
 			}
-			if s.Name != name {
-				t.Errorf("Name = %q, want %q (the built-in's name)", s.Name, name)
+			if want := path.Base(name); s.Name != want {
+				t.Errorf("Name = %q, want %q (the built-in's base name)", s.Name, want)
 			}
 			if s.Description == "" {
 				t.Errorf("Description is empty, want a one-line description")
@@ -856,7 +857,7 @@ func TestLoad(t *testing.T) {
 	notFound := []struct{ arg, want string }{
 		{"quikstart", `"quikstart" is neither a scenario file nor a built-in scenario; did you mean "quickstart"? (built-in: `},
 		{filepath.Join(dir, "missing.yaml"), "is neither a scenario file nor a built-in scenario"},
-		{"paper/none", "(built-in: quickstart, synthetic"},
+		{"paper/none", "(built-in: paper/pmnist-iid, paper/pmnist-noniid, quickstart, synthetic"},
 		{dir, "is a directory"},
 	}
 	for _, c := range notFound {

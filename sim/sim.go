@@ -121,8 +121,8 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 		return nil, fmt.Errorf("sim: data stream: %w", err)
 	}
 	for i := range tasks {
-		tasks[i].Train = limit(tasks[i].Train, d.TrainLimit, seed, "train-limit", i)
-		tasks[i].Test = limit(tasks[i].Test, d.TestLimit, seed, "test-limit", i)
+		tasks[i].Train = limit(tasks[i].Train, d.TrainLimit)
+		tasks[i].Test = limit(tasks[i].Test, d.TestLimit)
 	}
 	x := &Experiment{Scenario: sc, Run: run, Tasks: tasks}
 	perTask := sc.Heads() > 1
@@ -148,19 +148,15 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 	return x, nil
 }
 
-// limit keeps a seeded random subset of n rows of v (n <= 0: all rows),
-// in ascending row order.
-func limit(v data.View, n int, seed uint64, purpose string, task int) data.View {
+// limit keeps the first n rows of v (n <= 0: all rows), as data.train_limit
+// and data.test_limit document.
+func limit(v data.View, n int) data.View {
 	if n <= 0 || n >= v.Len() {
 		return v
 	}
-	pick := rng.New(seed, purpose, task).Perm(v.Len())[:n]
-	rows := make([]int, n)
-	copy(rows, pick)
-	sortInts(rows)
 	idx := make([]int32, n)
-	for i, r := range rows {
-		idx[i] = int32(v.Row(r))
+	for i := range idx {
+		idx[i] = int32(v.Row(i))
 	}
 	v.Idx = idx
 	return v

@@ -6,8 +6,6 @@ import (
 	"strings"
 )
 
-func sortInts(xs []int) { slices.Sort(xs) }
-
 // formatDims prints a layer -> dimension map in sorted key order.
 func formatDims(m map[string]int) string {
 	keys := make([]string, 0, len(m))

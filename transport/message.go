@@ -79,8 +79,11 @@ type Message struct {
 	Tensors []Tensor
 }
 
-// Sentinel errors. Every error returned by this package wraps one of them
-// (errors.Is), with context (which field, which tensor, which subject).
+// Sentinel errors. Errors from the codec, the framing, the options and
+// connecting wrap one of them (errors.Is) with context: which field, which
+// tensor, which subject, which URL. Errors that come from NATS itself (a
+// failed publish or flush) are wrapped as they are, plus ErrClosed when the
+// connection is closed.
 var (
 	ErrMagic      = errors.New("transport: bad magic (not a fotsim message)")
 	ErrVersion    = errors.New("transport: unsupported wire version")

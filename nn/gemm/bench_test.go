@@ -31,6 +31,9 @@ var benchShapes = []benchShape{
 	{"conv2/dcols", false, false, 64 * 8 * 8, 800, 64},
 	{"square256", false, false, 256, 256, 256},
 	{"square512", false, false, 512, 512, 512},
+	{"square1024", false, false, 1024, 1024, 1024},
+	{"square1024/tn", true, false, 1024, 1024, 1024},
+	{"square1024/nt", false, true, 1024, 1024, 1024},
 }
 
 func randSlice(r *rand.Rand, n int) []float32 {

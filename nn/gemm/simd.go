@@ -155,6 +155,10 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		packA, packB = true, true
 	case packNever:
 		packA, packB = !lv.unpackA, transB || !lv.unpackB
+	case 3:
+		packA, packB = true, transB || !lv.unpackB
+	case 4:
+		packA, packB = !lv.unpackA, true
 	}
 
 	for pc := 0; pc < k; pc += kc {

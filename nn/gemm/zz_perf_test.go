@@ -24,6 +24,10 @@ func TestZZPerf(t *testing.T) {
 				s.pack = packAlways
 			case "unpacked":
 				s.pack = packNever
+			case "pA":
+				s.pack = 3
+			case "pB":
+				s.pack = 4
 			}
 			if err != nil {
 				t.Fatal(err)
