@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 
 	"github.com/fotsim/fotsim/aggregator"
-	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/transport"
@@ -86,7 +85,7 @@ func (h *Host) newGPSE() (*gpseState, error) {
 // worker's update message. G for layer i comes from the stream
 // (seed, "sketch", client, round, i); dropout masks of the pass (when
 // TrainMode) from (seed, "gpse-dropout", client, round).
-func (h *Host) sketch(wk *worker, m *transport.Message, view data.View, rows []int32, head, c int) error {
+func (h *Host) sketch(wk *worker, m *transport.Message, segs []Segment, c int) error {
 	if wk.sketch == nil {
 		g, err := h.newGPSE()
 		if err != nil {
@@ -113,14 +112,16 @@ func (h *Host) sketch(wk *worker, m *transport.Message, view data.View, rows []i
 	rng.Reseed(g.dsrc, cfg.Seed, "gpse-dropout", c, round)
 	in := h.model.InputSize()
 	ws := wk.tr.ws
-	for lo := 0; lo < len(rows); lo += cfg.BatchSize {
-		hi := min(lo+cfg.BatchSize, len(rows))
-		n := hi - lo
-		view.Gather(wk.tr.x[:n*in], wk.tr.y[:n], rows[lo:hi])
-		ws.Forward(wk.local, wk.tr.x[:n*in], n, head, h.cfg.GPSE.TrainMode, g.dr)
-		for i, w := range g.widx {
-			at, r, _ := ws.LayerInput(w)
-			g.sketches[i].Add(at, r, g.rs[i])
+	for _, s := range segs {
+		for lo := 0; lo < len(s.Rows); lo += cfg.BatchSize {
+			hi := min(lo+cfg.BatchSize, len(s.Rows))
+			n := hi - lo
+			s.View.Gather(wk.tr.x[:n*in], wk.tr.y[:n], s.Rows[lo:hi])
+			ws.Forward(wk.local, wk.tr.x[:n*in], n, s.Head, h.cfg.GPSE.TrainMode, g.dr)
+			for i, w := range g.widx {
+				at, r, _ := ws.LayerInput(w)
+				g.sketches[i].Add(at, r, g.rs[i])
+			}
 		}
 	}
 	u := &wk.msg

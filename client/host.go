@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/transport"
 )
@@ -19,6 +18,9 @@ const (
 	// FlagSketch asks the selected clients to run GPSE after training and
 	// send their activation sketches with the update.
 	FlagSketch uint32 = 1 << iota
+	// FlagFisher asks the selected clients to send the diagonal Fisher
+	// information of their local model (EWC, FedCurv).
+	FlagFisher
 )
 
 // Tensor and scalar names of the protocol.
@@ -27,6 +29,9 @@ const (
 	TensorDelta  = "delta"  // update: local minus global parameters
 	ScalarLoss   = "loss"   // update: mean training loss
 	ScalarSteps  = "steps"  // update: SGD steps taken
+	TensorFisher = "fisher" // update: diagonal Fisher of the local model
+	TensorQuadU  = "quad/u" // round: quadratic penalty weights U (EWC, FedCurv)
+	TensorQuadV  = "quad/v" // round: quadratic penalty centre term V
 )
 
 // Transport is what a Host needs from the messaging layer.
@@ -36,10 +41,21 @@ type Transport interface {
 	Flush() error
 }
 
-// Shards gives a client's training data for a task: the task's training
-// view, the client's rows in it and the model head the task uses.
+// Shards gives a client's training data for a task: usually one segment
+// (the task's training view, the client's rows in it and the model head the
+// task uses); joint training returns one segment per task seen.
 type Shards interface {
-	Shard(task, client int) (view data.View, rows []int32, head int)
+	Shard(task, client int) []Segment
+}
+
+// Method is the client side of the training method (ALGORITHMS.md §6).
+type Method struct {
+	Name          string  // fedavg, fot, fedprox, ewc, fedcurv, flwf, central-*
+	Mu            float32 // fedprox: proximal coefficient
+	Lambda        float32 // ewc, fedcurv: penalty strength
+	FisherSamples int     // ewc, fedcurv: samples per client for the Fisher (0 = all)
+	Alpha         float32 // flwf: distillation weight
+	Temp          float32 // flwf: distillation temperature
 }
 
 // HostConfig configures a Host.
@@ -49,6 +65,7 @@ type HostConfig struct {
 	First, Last int
 	Workers     int
 	Train       Config
+	Method      Method
 	GPSE        GPSEConfig
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
@@ -73,7 +90,16 @@ type Host struct {
 	tr     Transport
 	pool   sync.Pool // *worker
 	done   chan error
+
+	teacher     []float32 // flwf: the global model at the start of the current task
+	teacherTask int
+
+	ownMu sync.Mutex
+	own   map[int]*curvTerm // fedcurv: each client's own accumulated term
 }
+
+// curvTerm is one client's share of FedCurv's U and V sums.
+type curvTerm struct{ u, v []float32 }
 
 // NewHost returns a host that trains model's clients on shards and talks
 // over tr.
@@ -91,6 +117,9 @@ type worker struct {
 	tr     *Trainer
 	local  []float32
 	delta  []float32
+	fisher []float32
+	u, v   []float32 // fedcurv: U and V without the client's own term
+	ex     Extras
 	sketch *gpseState
 	msg    transport.Message
 }
@@ -173,6 +202,11 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, TensorParams, h.model.NumParams())
 		return nil
 	}
+	if h.cfg.Method.Name == "flwf" && int(m.Task) > h.teacherTask {
+		// The first broadcast of a task is the model that ended the last one.
+		h.teacher = append(h.teacher[:0], global.Data...)
+		h.teacherTask = int(m.Task)
+	}
 	var mine []int
 	for _, c := range m.Clients {
 		if int(c) >= h.cfg.First && int(c) < h.cfg.Last {
@@ -217,11 +251,19 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 // train runs one client's local training and publishes its update.
 func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) error {
 	task, round := int(m.Task), int(m.Round)
-	view, rows, head := h.shards.Shard(task, c)
+	segs := h.shards.Shard(task, c)
 	copy(wk.local, global)
-	loss, steps := wk.tr.Train(wk.local, view, rows, head, h.cfg.Train, c, round)
+	ex, err := h.extras(wk, m, global, c)
+	if err != nil {
+		return err
+	}
+	loss, steps := wk.tr.Train(wk.local, segs, h.cfg.Train, ex, c, round)
 	for i, g := range global {
 		wk.delta[i] = wk.local[i] - g
+	}
+	n := 0
+	for _, s := range segs {
+		n += len(s.Rows)
 	}
 	u := &wk.msg
 	*u = transport.Message{
@@ -229,14 +271,17 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		Round:  m.Round,
 		Task:   m.Task,
 		Client: int32(c),
-		N:      int64(len(rows)),
+		N:      int64(n),
 		Scalars: append(u.Scalars[:0],
 			transport.Scalar{Name: ScalarLoss, Value: loss},
 			transport.Scalar{Name: ScalarSteps, Value: float64(steps)}),
 		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(wk.delta), Data: wk.delta}),
 	}
+	if m.Flags&FlagFisher != 0 {
+		h.fisher(wk, segs, c, round, len(m.Clients))
+	}
 	if m.Flags&FlagSketch != 0 {
-		if err := h.sketch(wk, m, view, rows, head, c); err != nil {
+		if err := h.sketch(wk, m, segs, c); err != nil {
 			return err
 		}
 	}
@@ -244,6 +289,75 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
 	}
 	return nil
+}
+
+// extras builds the method's additions to local training for client c.
+func (h *Host) extras(wk *worker, m *transport.Message, global []float32, c int) (*Extras, error) {
+	mc := h.cfg.Method
+	ex := &wk.ex
+	*ex = Extras{}
+	switch mc.Name {
+	case "fedprox":
+		ex.Mu, ex.Global = mc.Mu, global
+	case "flwf":
+		if h.teacher != nil {
+			ex.Teacher, ex.Alpha, ex.Temp = h.teacher, mc.Alpha, mc.Temp
+		}
+	case "ewc", "fedcurv":
+		u, v := findTensor(m.Tensors, TensorQuadU), findTensor(m.Tensors, TensorQuadV)
+		if u == nil || v == nil {
+			return ex, nil // no old task yet
+		}
+		if len(u.Data) != len(global) || len(v.Data) != len(global) {
+			return nil, fmt.Errorf("client %d: round %d: penalty tensors have %d and %d values, want %d", c, m.Round, len(u.Data), len(v.Data), len(global))
+		}
+		ex.Lambda, ex.U, ex.V = mc.Lambda, u.Data, v.Data
+		if mc.Name == "fedcurv" {
+			h.ownMu.Lock()
+			own := h.own[c]
+			h.ownMu.Unlock()
+			if own != nil {
+				wk.u = append(wk.u[:0], u.Data...)
+				wk.v = append(wk.v[:0], v.Data...)
+				for i := range wk.u {
+					wk.u[i] -= own.u[i]
+					wk.v[i] -= own.v[i]
+				}
+				ex.U, ex.V = wk.u, wk.v
+			}
+		}
+	}
+	return ex, nil
+}
+
+// fisher computes the client's diagonal Fisher on its current-task data,
+// adds it to the update, and for FedCurv remembers the client's own share
+// of the server's sums (F/K and F*w/K for K clients in the round).
+func (h *Host) fisher(wk *worker, segs []Segment, c, round, k int) {
+	if len(wk.fisher) != len(wk.local) {
+		wk.fisher = make([]float32, len(wk.local))
+	}
+	wk.tr.Fisher(wk.fisher, wk.local, segs[len(segs)-1], h.cfg.Method.FisherSamples, h.cfg.Train.Seed, c, round)
+	wk.msg.Flags |= FlagFisher
+	wk.msg.Tensors = append(wk.msg.Tensors, transport.Tensor{Name: TensorFisher, Rows: 1, Cols: len(wk.fisher), Data: wk.fisher})
+	if h.cfg.Method.Name != "fedcurv" {
+		return
+	}
+	h.ownMu.Lock()
+	defer h.ownMu.Unlock()
+	if h.own == nil {
+		h.own = map[int]*curvTerm{}
+	}
+	t := h.own[c]
+	if t == nil {
+		t = &curvTerm{u: make([]float32, len(wk.local)), v: make([]float32, len(wk.local))}
+		h.own[c] = t
+	}
+	inv := 1 / float32(k)
+	for i, f := range wk.fisher {
+		t.u[i] += f * inv
+		t.v[i] += f * wk.local[i] * inv
+	}
 }
 
 func findTensor(ts []transport.Tensor, name string) *transport.Tensor {

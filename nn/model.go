@@ -32,6 +32,7 @@ type convLayer struct {
 	pool           int // 0: none
 	finH, finW     int // after pooling (== outH, outW without pooling)
 	w, b           int // offsets of W and bias in params
+	wi             int // index in Model.Weights
 }
 
 // din is the patch length C_in*kh*kw.
@@ -41,6 +42,7 @@ func (c *convLayer) din() int { return c.inC * c.k * c.k }
 type linLayer struct {
 	din, dout int
 	w, b      int     // offsets of W and bias in params
+	wi        int     // index in Model.Weights
 	drop      float32 // dropout rate after the ReLU (hidden layers only)
 }
 
@@ -50,7 +52,9 @@ type linLayer struct {
 //
 // Parameter layout: for every layer in forward order its weight matrix then
 // its bias, trunk first, then head 0, head 1, ... . Each head (weight and
-// bias) is therefore contiguous, see HeadRange.
+// bias) is therefore contiguous, see HeadRange. With Spec.LoRA the adapter
+// matrices follow all of these: every adapter's A in the order of
+// Adapters, then every adapter's B (see Adapters).
 type Model struct {
 	spec    Spec
 	convs   []convLayer
@@ -61,6 +65,10 @@ type Model struct {
 	flatC, flatH, flatW int
 	nParams             int
 	weights, biases     []ParamView
+
+	nBase     int       // parameters before the adapters
+	adapters  []Adapter // LoRA adapters in Weights order
+	adapterOf []int     // per weight: index in adapters, -1 when not adapted
 }
 
 // Build validates s and lays out its parameters.
@@ -71,6 +79,7 @@ func Build(s Spec) (*Model, error) {
 	s.Conv = append([]ConvSpec(nil), s.Conv...)
 	s.Hidden = append([]int(nil), s.Hidden...)
 	s.Dropout = append([]float64(nil), s.Dropout...)
+	s.LoRA = s.LoRA.filled()
 	m := &Model{spec: s}
 	off := 0
 	add := func(name, kind string, head, rows, cols int) (w, b int) {
@@ -89,6 +98,7 @@ func Build(s Spec) (*Model, error) {
 		if l.pool > 0 {
 			l.finH, l.finW = l.outH/l.pool, l.outW/l.pool
 		}
+		l.wi = len(m.weights)
 		l.w, l.b = add(fmt.Sprintf("conv%d", i), "conv", -1, l.outC, l.din())
 		m.convs = append(m.convs, l)
 		c, h, w = l.outC, l.finH, l.finW
@@ -101,20 +111,18 @@ func Build(s Spec) (*Model, error) {
 		if len(s.Dropout) > 0 {
 			l.drop = float32(s.Dropout[i])
 		}
+		l.wi = len(m.weights)
 		l.w, l.b = add(fmt.Sprintf("fc%d", i), "linear", -1, n, din)
 		m.hidden = append(m.hidden, l)
 		din = n
 	}
 	for t := 0; t < s.Heads; t++ {
-		name := "head"
-		if s.Heads > 1 {
-			name = fmt.Sprintf("head%d", t)
-		}
-		l := linLayer{din: din, dout: s.Classes}
-		l.w, l.b = add(name, "linear", t, s.Classes, din)
+		l := linLayer{din: din, dout: s.Classes, wi: len(m.weights)}
+		l.w, l.b = add(headName(t, s.Heads), "linear", t, s.Classes, din)
 		m.heads = append(m.heads, l)
 	}
-	m.nParams = off
+	m.nBase = off
+	m.nParams = m.layoutAdapters(off)
 	return m, nil
 }
 
@@ -130,6 +138,7 @@ func (m *Model) Spec() Spec {
 	s.Conv = append([]ConvSpec(nil), s.Conv...)
 	s.Hidden = append([]int(nil), s.Hidden...)
 	s.Dropout = append([]float64(nil), s.Dropout...)
+	s.LoRA = s.LoRA.filled()
 	return s
 }
 
@@ -141,7 +150,9 @@ func (m *Model) Weights() []ParamView { return append([]ParamView(nil), m.weight
 func (m *Model) Biases() []ParamView { return append([]ParamView(nil), m.biases...) }
 
 // HeadRange returns the contiguous range params[off:off+n] holding head's
-// weight matrix and bias. It panics if head is not in [0, Heads).
+// weight matrix and bias (not the head's LoRA adapter, which lives after
+// the base parameters, see Adapters). It panics if head is not in
+// [0, Heads).
 func (m *Model) HeadRange(head int) (off, n int) {
 	m.checkHead(head)
 	h := m.heads[head]
@@ -157,7 +168,9 @@ func (m *Model) checkHead(head int) {
 // Init fills params with PyTorch's default initialisation: for a layer with
 // fan_in = d_in (C_in*kh*kw for a conv), every weight and bias is drawn
 // from U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Draws come from r in parameter
-// order. It panics if len(params) != NumParams().
+// order. With adapters, InitAdapters then initialises them from r, so the
+// base parameters equal those of the same Spec without LoRA initialised
+// from the same stream. It panics if len(params) != NumParams().
 func (m *Model) Init(params []float32, r *rand.Rand) {
 	m.checkParams("params", params)
 	for i, w := range m.weights {
@@ -167,6 +180,7 @@ func (m *Model) Init(params []float32, r *rand.Rand) {
 			params[j] = float32((2*r.Float64() - 1) * bound)
 		}
 	}
+	m.InitAdapters(params, r)
 }
 
 func (m *Model) checkParams(name string, p []float32) {

@@ -23,6 +23,37 @@ func (o SGD) Step(params, grad, velocity []float32) {
 	if len(grad) != len(params) {
 		panic(fmt.Sprintf("nn: grad has %d values, params %d", len(grad), len(params)))
 	}
+	if o.Momentum != 0 && len(velocity) != len(params) {
+		panic(fmt.Sprintf("nn: velocity has %d values, params %d", len(velocity), len(params)))
+	}
+	o.step(params, grad, velocity)
+}
+
+// StepRanges is Step restricted to the parameters inside r: params[i] and
+// velocity[i] change only for i in r (weight decay too applies only
+// there); the rest of params and velocity is left as it is, whatever grad
+// holds outside r. grad is not modified; velocity may be nil when
+// Momentum == 0. It allocates nothing and panics on length mismatch or if
+// r does not fit len(params).
+func (o SGD) StepRanges(params, grad, velocity []float32, r Ranges) {
+	if len(grad) != len(params) {
+		panic(fmt.Sprintf("nn: grad has %d values, params %d", len(grad), len(params)))
+	}
+	if o.Momentum != 0 && len(velocity) != len(params) {
+		panic(fmt.Sprintf("nn: velocity has %d values, params %d", len(velocity), len(params)))
+	}
+	r.check(len(params))
+	for _, q := range r {
+		var v []float32
+		if o.Momentum != 0 {
+			v = velocity[q[0]:q[1]]
+		}
+		o.step(params[q[0]:q[1]], grad[q[0]:q[1]], v)
+	}
+}
+
+// step is Step on checked slices; velocity is unused when Momentum == 0.
+func (o SGD) step(params, grad, velocity []float32) {
 	lr, wd, mom := o.LR, o.WeightDecay, o.Momentum
 	grad = grad[:len(params)]
 	if mom == 0 {
@@ -30,9 +61,6 @@ func (o SGD) Step(params, grad, velocity []float32) {
 			params[i] = p - lr*(grad[i]+wd*p)
 		}
 		return
-	}
-	if len(velocity) != len(params) {
-		panic(fmt.Sprintf("nn: velocity has %d values, params %d", len(velocity), len(params)))
 	}
 	velocity = velocity[:len(params)]
 	for i, p := range params {

@@ -3,6 +3,7 @@ package nn
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrSpec is wrapped by every error Spec.Validate and Build return.
@@ -55,6 +56,7 @@ type Spec struct {
 	Dropout []float64  // len == len(Hidden) (or empty = none): dropout after that hidden layer's ReLU
 	Classes int        // outputs of one head
 	Heads   int        // 1 = one shared head; T = one head per task (task-incremental)
+	LoRA    *LoRASpec  // nil = no adapters; else LoRA adapters on the named weights, see LoRASpec
 }
 
 // Validate reports every problem of s at once, each wrapping ErrSpec.
@@ -132,7 +134,68 @@ func (s Spec) Validate() error {
 	if s.Heads < 1 {
 		bad("heads %d, want >= 1", s.Heads)
 	}
+	if s.LoRA != nil {
+		s.validateLoRA(bad)
+	}
 	return errors.Join(errs...)
+}
+
+// validateLoRA reports the problems of s.LoRA through bad.
+func (s Spec) validateLoRA(bad func(format string, args ...any)) {
+	l := s.LoRA
+	if l.Rank < 0 {
+		bad("lora rank %d, want >= 1 (or 0 for the default %d)", l.Rank, DefaultLoRARank)
+	}
+	if !(l.Alpha >= 0) || math.IsInf(l.Alpha, 0) {
+		bad("lora alpha %v, want finite and > 0 (or 0 for the default %v)", l.Alpha, DefaultLoRAAlpha)
+	}
+	names, shared := s.weightNames()
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
+		known[n] = true
+	}
+	seen := make(map[string]bool, len(l.Layers))
+	for i, n := range l.Layers {
+		switch {
+		case !known[n]:
+			bad("lora layers[%d] %q is not a weight of the model (have %v)", i, n, names)
+		case seen[n]:
+			bad("lora layers[%d] %q listed twice", i, n)
+		}
+		seen[n] = true
+	}
+	if len(l.Layers) == 0 {
+		some := false
+		for _, sh := range shared {
+			some = some || sh
+		}
+		if !some {
+			bad("lora adapts every shared weight, but the model has none (name the per-task heads in lora layers)")
+		}
+	}
+}
+
+// weightNames returns the names of the weight matrices Build lays out, in
+// the order of Model.Weights, and whether each is shared.
+func (s Spec) weightNames() (names []string, shared []bool) {
+	for i := range s.Conv {
+		names, shared = append(names, fmt.Sprintf("conv%d.weight", i)), append(shared, true)
+	}
+	for i := range s.Hidden {
+		names, shared = append(names, fmt.Sprintf("fc%d.weight", i)), append(shared, true)
+	}
+	for t := 0; t < s.Heads; t++ {
+		names, shared = append(names, headName(t, s.Heads)+".weight"), append(shared, s.Heads == 1)
+	}
+	return names, shared
+}
+
+// headName is the layer name of head t of heads: "head" or "head<t>".
+func headName(t, heads int) string {
+	if heads == 1 {
+		return "head"
+	}
+	return fmt.Sprintf("head%d", t)
 }
 
 // convOut is the output side of a convolution: (in + 2*pad - k)/stride + 1.

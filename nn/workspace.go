@@ -41,6 +41,17 @@ type Workspace struct {
 	dlogits []float32   // batch x Classes
 	g0, g1  []float32   // ping-pong buffers for activation gradients
 	acc     []float64   // column sums
+
+	// LoRA
+	weff   [][]float32 // per adapter: W0 + s B A of the last pass (adapters of unused heads: stale)
+	lu, lv []float32   // per adapted layer in backward: x A^T and dy B, rows x r
+
+	// which gradients backward computes (see want and wantRanges)
+	needW, needBias []bool // per weight: the gradient of the weight / of its bias
+	needA, needB    []bool // per adapter: the gradient of A / of B
+	low             int    // depth of the lowest layer with a wanted gradient; > depth of the heads: none
+
+	clip *clipState // LossGradClipped's buffers, allocated by its first call
 }
 
 // NewWorkspace returns a Workspace for batches of up to maxBatch samples,
@@ -98,8 +109,31 @@ func (m *Model) NewWorkspace(maxBatch int) *Workspace {
 	ws.dlogits = make([]float32, B*h.dout)
 	ws.g0, ws.g1 = make([]float32, scratch), make([]float32, scratch)
 	ws.acc = make([]float64, acc)
+	lrows := 0
+	for _, ad := range m.adapters {
+		w := m.weights[ad.Weight]
+		ws.weff = append(ws.weff, make([]float32, w.Rows*w.Cols))
+		lrows = max(lrows, B*m.rowsPerSample(ad.Weight)*ad.A.Rows)
+	}
+	ws.lu, ws.lv = make([]float32, lrows), make([]float32, lrows)
+	ws.needW, ws.needBias = make([]bool, len(m.weights)), make([]bool, len(m.weights))
+	ws.needA, ws.needB = make([]bool, len(m.adapters)), make([]bool, len(m.adapters))
 	return ws
 }
+
+// rowsPerSample returns how many rows one sample contributes to the input
+// of Weights()[w]: outH*outW patches for a conv, 1 for a linear layer.
+func (m *Model) rowsPerSample(w int) int {
+	if w < len(m.convs) {
+		return m.convs[w].outH * m.convs[w].outW
+	}
+	return 1
+}
+
+// depth returns the position of Weights()[w] in the forward order of
+// layers: conv i is i, hidden layer i is len(convs)+i, every head is
+// len(convs)+len(hidden).
+func (m *Model) depth(w int) int { return min(w, len(m.convs)+len(m.hidden)) }
 
 // Model returns the model the workspace was created for.
 func (ws *Workspace) Model() *Model { return ws.m }
@@ -140,8 +174,14 @@ func (ws *Workspace) Forward(params, x []float32, batch, head int, train bool, r
 //	L = -(1/B) sum_b log softmax(z_b)[y_b],
 //
 // after overwriting grad (len NumParams) with dL/dparams; the parameters
-// of heads other than head get zero gradients. It panics on shape mismatch
-// or a label out of range.
+// of heads other than head (and their adapters) get zero gradients. It
+// panics on shape mismatch or a label out of range.
+//
+// With LoRA adapters every gradient is written, that of the frozen W0
+// included: it is dL/dW for W = W0 + s B A, and then dL/dB = s dL/dW A^T
+// and dL/dA = s B^T dL/dW (computed as s dy^T (x A^T) and s (dy B)^T x,
+// never forming dL/dW twice). Callers choose what they train with
+// SGD.StepRanges or Ranges.Mask (AdapterParams, BaseParams).
 func (ws *Workspace) LossGrad(params, grad, x []float32, y []int32, batch, head int, r *rand.Rand) float32 {
 	ws.check(params, x, batch, head)
 	ws.m.checkParams("grad", grad)
@@ -152,7 +192,8 @@ func (ws *Workspace) LossGrad(params, grad, x []float32, y []int32, batch, head 
 	c := ws.m.spec.Classes
 	dz := ws.dlogits[:batch*c]
 	loss := softmaxXent(dz, ws.logits[:batch*c], y, batch, c)
-	ws.backward(params, grad, dz)
+	ws.wantAll()
+	ws.backward(params, grad, dz, passGrad)
 	return loss
 }
 
@@ -160,7 +201,8 @@ func (ws *Workspace) LossGrad(params, grad, x []float32, y []int32, batch, head 
 // loss with respect to the logits of the last Forward or LossGrad) and
 // overwrites grad with the gradient with respect to params, zero for the
 // heads not used. params must be those of that pass. It lets callers train
-// on losses other than LossGrad's (distillation, for instance).
+// on losses other than LossGrad's (distillation, for instance). Adapted
+// layers use the effective weights W0 + s B A materialised by that pass.
 // It panics on shape mismatch or when no pass has run yet.
 func (ws *Workspace) Backward(params, grad, dlogits []float32) {
 	if ws.batch == 0 {
@@ -172,7 +214,8 @@ func (ws *Workspace) Backward(params, grad, dlogits []float32) {
 	if len(dlogits) < n {
 		panic(fmt.Sprintf("nn: dlogits has %d values, want %d", len(dlogits), n))
 	}
-	ws.backward(params, grad, dlogits[:n])
+	ws.wantAll()
+	ws.backward(params, grad, dlogits[:n], passGrad)
 }
 
 // Predict writes the eval-mode (no dropout) argmax class of each of the
@@ -229,6 +272,7 @@ func (ws *Workspace) LayerInput(w int) (data []float32, rows, cols int) {
 func (ws *Workspace) forward(params, x []float32, batch, head int, train bool, r *rand.Rand) {
 	m := ws.m
 	ws.batch, ws.head, ws.train, ws.x = batch, head, train, x
+	ws.materialise(params, head)
 	in := x[:batch*m.InputSize()]
 	for i := range m.convs {
 		l := &m.convs[i]
@@ -237,7 +281,7 @@ func (ws *Workspace) forward(params, x []float32, batch, head int, train bool, r
 		im2col(cols, in, l, batch)
 		out := ws.cout[i][:rows*l.outC]
 		// out = cols W^T: (rows x k) (k x C_out)
-		ws.be.Sgemm(false, true, rows, l.outC, k, 1, cols, k, params[l.w:l.b], k, 0, out, l.outC)
+		ws.be.Sgemm(false, true, rows, l.outC, k, 1, cols, k, ws.weight(params, l.wi), k, 0, out, l.outC)
 		addBiasReLU(out, params[l.b:l.b+l.outC], rows, l.outC)
 		in = out
 		if l.pool > 0 {
@@ -274,42 +318,127 @@ func (ws *Workspace) forward(params, x []float32, batch, head int, train bool, r
 	addBias(z, params[h.b:h.b+h.dout], batch, h.dout)
 }
 
-// linear computes dst = x W^T for x (batch x din) and W (dout x din).
-func (ws *Workspace) linear(dst, x, params []float32, l *linLayer, batch int) {
-	ws.be.Sgemm(false, true, batch, l.dout, l.din, 1, x, l.din, params[l.w:l.b], l.din, 0, dst, l.dout)
-}
-
-// linBackward writes dW = dy^T x and db = sum_rows dy into grad and, when
-// dx != nil, dx = dy W, for a linear map of rows inputs x (rows x din) to
-// outputs with gradient dy (rows x dout).
-func (ws *Workspace) linBackward(grad, params, x, dy, dx []float32, rows, din, dout, w, b int) {
-	ws.be.Sgemm(true, false, dout, din, rows, 1, dy, dout, x, din, 0, grad[w:b], din)
-	colSum(grad[b:b+dout], dy, rows, dout, ws.acc)
-	if dx != nil {
-		ws.be.Sgemm(false, false, rows, din, dout, 1, dy, dout, params[w:b], din, 0, dx, din)
+// materialise writes W_eff = W0 + s B A of every adapter of the trunk and
+// of head into ws.weff: per adapter one copy and one d_out x d_in x r
+// product.
+func (ws *Workspace) materialise(params []float32, head int) {
+	m := ws.m
+	for a := range m.adapters {
+		ad := &m.adapters[a]
+		if ad.A.Head >= 0 && ad.A.Head != head {
+			continue
+		}
+		w := m.weights[ad.Weight]
+		dst := ws.weff[a]
+		copy(dst, params[w.Offset:w.Offset+w.Rows*w.Cols])
+		r := ad.A.Rows
+		ws.be.Sgemm(false, false, w.Rows, w.Cols, r, ad.Scale, params[ad.B.Offset:ad.B.Offset+w.Rows*r], r,
+			params[ad.A.Offset:ad.A.Offset+r*w.Cols], w.Cols, 1, dst, w.Cols)
 	}
 }
 
-// backward overwrites grad with the gradient of the loss whose logits
-// gradient is dz, using the activations of the last forward pass.
-func (ws *Workspace) backward(params, grad, dz []float32) {
+// weight returns the matrix that Weights()[w] multiplies by: its effective
+// weight of the last pass when adapted, else its slice of params.
+func (ws *Workspace) weight(params []float32, w int) []float32 {
+	if a := ws.m.adapterOf[w]; a >= 0 {
+		return ws.weff[a]
+	}
+	v := &ws.m.weights[w]
+	return params[v.Offset : v.Offset+v.Rows*v.Cols]
+}
+
+// linear computes dst = x W^T for x (batch x din) and the weight of l.
+func (ws *Workspace) linear(dst, x, params []float32, l *linLayer, batch int) {
+	ws.be.Sgemm(false, true, batch, l.dout, l.din, 1, x, l.din, ws.weight(params, l.wi), l.din, 0, dst, l.dout)
+}
+
+// passMode selects what backward computes from the wanted views.
+type passMode int
+
+const (
+	passGrad passMode = iota // write the wanted gradients into grad
+	passNorm                 // add each sample's squared gradient norm over the wanted views to ws.clip.norm2
+)
+
+// wantAll makes backward compute every gradient.
+func (ws *Workspace) wantAll() {
+	for _, n := range [][]bool{ws.needW, ws.needBias, ws.needA, ws.needB} {
+		for i := range n {
+			n[i] = true
+		}
+	}
+	ws.low = 0
+}
+
+// wantRanges makes backward compute the gradients of the views (weights,
+// biases, adapter matrices) inside train, for a pass through head. It
+// panics if train is not valid or covers part of a view.
+func (ws *Workspace) wantRanges(train Ranges, head int) {
+	m := ws.m
+	train.check(m.nParams)
+	in := func(v ParamView) bool {
+		n := v.Rows * v.Cols
+		k := train.overlap(v.Offset, v.Offset+n)
+		if k != 0 && k != n {
+			panic(fmt.Sprintf("nn: train ranges cover %d of the %d values of %s, want all or none", k, n, v.Name))
+		}
+		return n > 0 && k == n
+	}
+	ws.low = len(m.convs) + len(m.hidden) + 1
+	for w := range m.weights {
+		want := false
+		ws.needW[w] = in(m.weights[w])
+		ws.needBias[w] = in(m.biases[w])
+		want = ws.needW[w] || ws.needBias[w]
+		if a := m.adapterOf[w]; a >= 0 {
+			ws.needA[a] = in(m.adapters[a].A)
+			ws.needB[a] = in(m.adapters[a].B)
+			want = want || ws.needA[a] || ws.needB[a]
+		}
+		if h := m.weights[w].Head; want && (h < 0 || h == head) {
+			ws.low = min(ws.low, m.depth(w))
+		}
+	}
+}
+
+// backward runs the backward pass of the loss whose logits gradient is dz,
+// using the activations of the last forward pass, through the layers down
+// to the lowest one with a wanted gradient (ws.low). In passGrad mode it
+// overwrites the wanted gradients in grad and clears the gradients of the
+// heads not used (and their adapters); other gradients are left as they
+// were. In passNorm mode it adds each sample's squared gradient norm over
+// the wanted views to ws.clip.norm2 and leaves grad alone.
+func (ws *Workspace) backward(params, grad, dz []float32, mode passMode) {
 	m := ws.m
 	batch := ws.batch
-	for t := range m.heads {
-		if t != ws.head {
+	nc, nh := len(m.convs), len(m.hidden)
+	if mode == passGrad {
+		for t := range m.heads {
+			if t == ws.head {
+				continue
+			}
 			off, n := m.HeadRange(t)
 			clear(grad[off : off+n])
+			if a := m.adapterOf[m.heads[t].wi]; a >= 0 {
+				ad := &m.adapters[a]
+				clear(grad[ad.A.Offset : ad.A.Offset+ad.A.Rows*ad.A.Cols])
+				clear(grad[ad.B.Offset : ad.B.Offset+ad.B.Rows*ad.B.Cols])
+			}
 		}
+	}
+	low := ws.low
+	if low > nc+nh {
+		return // nothing wanted
 	}
 	cur, other := ws.g0, ws.g1
 	h := &m.heads[ws.head]
 	var dx []float32
-	if len(m.hidden) > 0 || len(m.convs) > 0 {
+	if low < nc+nh {
 		dx = cur[:batch*h.din]
 	}
-	ws.linBackward(grad, params, ws.in[len(m.hidden)], dz, dx, batch, h.din, h.dout, h.w, h.b)
+	ws.weightBackward(h.wi, params, grad, ws.in[nh], dz, dx, batch, mode)
 	// cur holds the gradient of the input of the layer just processed.
-	for i := len(m.hidden) - 1; i >= 0; i-- {
+	for i := nh - 1; i >= 0 && low <= nc+i; i-- {
 		l := &m.hidden[i]
 		n := batch * l.dout
 		d := cur[:n]
@@ -318,19 +447,19 @@ func (ws *Workspace) backward(params, grad, dz []float32) {
 		}
 		reluBackward(d, ws.act[i][:n])
 		dx = nil
-		if i > 0 || len(m.convs) > 0 {
+		if low < nc+i {
 			dx = other[:batch*l.din]
 		}
-		ws.linBackward(grad, params, ws.in[i], d, dx, batch, l.din, l.dout, l.w, l.b)
+		ws.weightBackward(l.wi, params, grad, ws.in[i], d, dx, batch, mode)
 		cur, other = other, cur
 	}
-	if len(m.convs) == 0 {
+	if low >= nc {
 		return
 	}
 	n := batch * m.flatDim
 	chwToHWC(other[:n], cur[:n], batch, m.flatC, m.flatH, m.flatW)
 	cur, other = other, cur
-	for i := len(m.convs) - 1; i >= 0; i-- {
+	for i := nc - 1; i >= low; i-- {
 		l := &m.convs[i]
 		rows, k := batch*l.outH*l.outW, l.din()
 		nOut := rows * l.outC
@@ -343,14 +472,73 @@ func (ws *Workspace) backward(params, grad, dz []float32) {
 			reluBackward(d, ws.cout[i][:nOut])
 		}
 		dcols := []float32(nil)
-		if i > 0 {
+		if i > low {
 			dcols = other[:rows*k]
 		}
-		ws.linBackward(grad, params, ws.cols[i][:rows*k], d, dcols, rows, k, l.outC, l.w, l.b)
-		if i > 0 {
+		ws.weightBackward(l.wi, params, grad, ws.cols[i][:rows*k], d, dcols, rows, mode)
+		if i > low {
 			dIn := cur[:batch*l.inC*l.inH*l.inW]
 			clear(dIn)
 			col2im(dIn, dcols, l, batch)
 		}
+	}
+}
+
+// weightBackward handles Weights()[w], its bias and its adapter for rows
+// inputs x (rows x d_in) and output gradients dy (rows x d_out): in
+// passGrad mode it writes the wanted gradients,
+//
+//	dW = dy^T x,  db = sum_rows dy,  dB = s dy^T (x A^T),  dA = s (dy B)^T x,
+//
+// in passNorm mode it adds the squared per-sample norms of the wanted ones
+// to ws.clip.norm2; in both, when dx != nil, it computes dx = dy W (the
+// effective W of an adapted layer).
+func (ws *Workspace) weightBackward(w int, params, grad, x, dy, dx []float32, rows int, mode passMode) {
+	m := ws.m
+	v := &m.weights[w]
+	din, dout := v.Cols, v.Rows
+	wo, bo := v.Offset, m.biases[w].Offset
+	per := m.rowsPerSample(w)
+	switch mode {
+	case passGrad:
+		if ws.needW[w] {
+			ws.be.Sgemm(true, false, dout, din, rows, 1, dy, dout, x, din, 0, grad[wo:wo+dout*din], din)
+		}
+		if ws.needBias[w] {
+			colSum(grad[bo:bo+dout], dy, rows, dout, ws.acc)
+		}
+	case passNorm:
+		if ws.needW[w] {
+			ws.outerNorms(dy, dout, x, din, per, 1)
+		}
+		if ws.needBias[w] {
+			ws.biasNorms(dy, dout, per)
+		}
+	}
+	if a := m.adapterOf[w]; a >= 0 && (ws.needA[a] || ws.needB[a]) {
+		ad := &m.adapters[a]
+		r, s := ad.A.Rows, ad.Scale
+		ao, bbo := ad.A.Offset, ad.B.Offset
+		if ws.needB[a] {
+			u := ws.lu[:rows*r]
+			ws.be.Sgemm(false, true, rows, r, din, 1, x, din, params[ao:ao+r*din], din, 0, u, r)
+			if mode == passGrad {
+				ws.be.Sgemm(true, false, dout, r, rows, s, dy, dout, u, r, 0, grad[bbo:bbo+dout*r], r)
+			} else {
+				ws.outerNorms(dy, dout, u, r, per, float64(s)*float64(s))
+			}
+		}
+		if ws.needA[a] {
+			u := ws.lv[:rows*r]
+			ws.be.Sgemm(false, false, rows, r, dout, 1, dy, dout, params[bbo:bbo+dout*r], r, 0, u, r)
+			if mode == passGrad {
+				ws.be.Sgemm(true, false, r, din, rows, s, u, r, x, din, 0, grad[ao:ao+r*din], din)
+			} else {
+				ws.outerNorms(u, r, x, din, per, float64(s)*float64(s))
+			}
+		}
+	}
+	if dx != nil {
+		ws.be.Sgemm(false, false, rows, din, dout, 1, dy, dout, ws.weight(params, w), din, 0, dx, din)
 	}
 }

@@ -104,14 +104,50 @@ func init() {
 		Name:    "fot",
 		Summary: "Federated Orthogonal Training: FedAvg + server-side projection on the old tasks' input subspaces, extracted by GPSE (ALGORITHMS.md 3)",
 		Block:   "fot",
+		Options: fotOptions(),
+	})
+}
+
+// The baselines the FOT paper compares with (ALGORITHMS.md §6) and the
+// centralised references.
+func init() {
+	fisherSamples := KeyDoc{Path: "fisher_samples", Kind: KindInt, Default: "256", Doc: "samples per client for the diagonal Fisher at the end of a task (0 = all)"}
+	RegisterMethod(MethodInfo{
+		Name:    "fedprox",
+		Summary: "FedProx: local loss + (mu/2)||w - w_global||^2",
+		Options: []KeyDoc{{Path: "mu", Kind: KindFloat, Default: "0.01", Doc: "proximal coefficient (>= 0)"}},
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "ewc",
+		Summary: "FL+EWC: local loss + (lambda/2) sum_t sum_i F_t,i (w_i - w*_t,i)^2, Fisher averaged over clients, w*_t the global model after task t",
+		Options: []KeyDoc{{Path: "lambda", Kind: KindFloat, Default: "100", Short: "lambda", Doc: "penalty strength (>= 0)"}, fisherSamples},
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "fedcurv",
+		Summary: "FedCurv: EWC-style penalty built from the other clients' Fisher terms, anchored at their local models",
+		Options: []KeyDoc{{Path: "lambda", Kind: KindFloat, Default: "100", Short: "lambda", Doc: "penalty strength (>= 0)"}, fisherSamples},
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "flwf",
+		Summary: "FLwF: local loss + alpha T^2 KL(previous-task model || model) on current data (shared head)",
 		Options: []KeyDoc{
-			{Path: "epsilon", Kind: KindFloat, Default: "0.96", Short: "eps", Doc: "GPSE energy threshold in (0, 1] (overrides fot.epsilon)"},
-			{Path: "eps_inc", Kind: KindFloat, Default: "0", Doc: "added to epsilon after each task (overrides fot.eps_inc)"},
-			{Path: "criterion", Kind: KindString, Default: "fot", Allowed: criteria, Doc: "subspace growth rule (overrides fot.criterion)"},
-			{Path: "sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "distribution of the GPSE random matrix (overrides fot.sketch)"},
-			{Path: "oversample", Kind: KindInt, Default: "1", Doc: "sketch width as a multiple of d_in (overrides fot.oversample)"},
-			{Path: "gpse_dropout", Kind: KindBool, Default: "true", Doc: "GPSE pass in training mode (overrides fot.gpse_dropout)"},
+			{Path: "alpha", Kind: KindFloat, Default: "1", Doc: "distillation weight (>= 0)"},
+			{Path: "temperature", Kind: KindFloat, Default: "2", Short: "T", Doc: "distillation temperature (> 0)"},
 		},
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "central-seq",
+		Summary: "centralised sequential fine-tuning (lower reference): one learner with all the data, task after task",
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "central-joint",
+		Summary: "centralised joint training (upper reference): one learner that trains at task t on the data of tasks 0..t",
+	})
+	RegisterMethod(MethodInfo{
+		Name:    "central-gpm",
+		Summary: "centralised GPM: FOT's projection and subspace extraction with one learner holding all the data",
+		Block:   "fot",
+		Options: fotOptions(),
 	})
 }
 
@@ -258,4 +294,16 @@ func kindPhrase(kind string) string {
 		return "true or false"
 	}
 	return "a string"
+}
+
+// fotOptions are the options of the methods that use the fot: block.
+func fotOptions() []KeyDoc {
+	return []KeyDoc{
+		{Path: "epsilon", Kind: KindFloat, Default: "0.96", Short: "eps", Doc: "GPSE energy threshold in (0, 1] (overrides fot.epsilon)"},
+		{Path: "eps_inc", Kind: KindFloat, Default: "0", Doc: "added to epsilon after each task (overrides fot.eps_inc)"},
+		{Path: "criterion", Kind: KindString, Default: "fot", Allowed: criteria, Doc: "subspace growth rule (overrides fot.criterion)"},
+		{Path: "sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "distribution of the GPSE random matrix (overrides fot.sketch)"},
+		{Path: "oversample", Kind: KindInt, Default: "1", Doc: "sketch width as a multiple of d_in (overrides fot.oversample)"},
+		{Path: "gpse_dropout", Kind: KindBool, Default: "true", Doc: "GPSE pass in training mode (overrides fot.gpse_dropout)"},
+	}
 }

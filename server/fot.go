@@ -55,9 +55,20 @@ func newFOTState(c FOTConfig, m *nn.Model) *fotState {
 	return f
 }
 
-// appendBases adds the current bases to a round broadcast, so that the
-// clients can compute their residuals.
-func (f *fotState) appendBases(ts []transport.Tensor) []transport.Tensor {
+// flags asks for GPSE sketches on the last round of every task.
+func (f *fotState) flags(task int, last bool) uint32 {
+	if last {
+		return client.FlagSketch
+	}
+	return 0
+}
+
+// broadcast adds the current bases to the last round's broadcast, so that
+// the clients can compute their residuals.
+func (f *fotState) broadcast(ts []transport.Tensor, task int, last bool) []transport.Tensor {
+	if !last {
+		return ts
+	}
 	for i, b := range f.bases {
 		if b.K() == 0 {
 			continue
@@ -67,9 +78,13 @@ func (f *fotState) appendBases(ts []transport.Tensor) []transport.Tensor {
 	return ts
 }
 
-// project applies FedProject to every projected layer of the aggregate
-// (ALGORITHMS.md §3.1) and records the removed share.
-func (f *fotState) project(agg []float32) {
+// beforeApply applies FedProject to every projected layer of the
+// aggregate of a round of task t > 0 (ALGORITHMS.md §3.1) and records the
+// removed share.
+func (f *fotState) beforeApply(agg []float32, task int) {
+	if task == 0 {
+		return
+	}
 	for i, l := range f.layers {
 		d := agg[l.Offset : l.Offset+l.Rows*l.Cols]
 		f.removed[i] += f.proj.Project(d, l.Rows, l.Cols, f.bases[i])
@@ -77,9 +92,12 @@ func (f *fotState) project(agg []float32) {
 	f.rounds++
 }
 
-// checkSketch verifies that an update carries a well-shaped sketch and a
-// ratio in [0, 1] for every projected layer.
-func (f *fotState) checkSketch(m *transport.Message) error {
+// check verifies that an update of a sketch round carries a well-shaped
+// sketch and a ratio in [0, 1] for every projected layer.
+func (f *fotState) check(m *transport.Message, flags uint32) error {
+	if flags&client.FlagSketch == 0 {
+		return nil
+	}
 	for i, l := range f.layers {
 		t := findTensor(m.Tensors, client.SketchTensor(i))
 		want := aggregator.SketchCols(l.Cols, float64(f.over))
@@ -97,10 +115,10 @@ func (f *fotState) checkSketch(m *transport.Message) error {
 	return nil
 }
 
-// grow runs the server side of GPSE at the end of task t: sums the
+// endTask runs the server side of GPSE at the end of task t: sums the
 // sketches (in client order), picks the threshold from the ratios and grows
 // every basis; then fills the task's details.
-func (f *fotState) grow(got []*transport.Message, t int, detail *results.TaskDetail) error {
+func (f *fotState) endTask(got []*transport.Message, _, _ []float32, t int, detail *results.TaskDetail) error {
 	ns := make([]int64, 0, len(got))
 	ratios := make([]float64, len(got))
 	for _, m := range got {

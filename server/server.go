@@ -46,6 +46,9 @@ type Config struct {
 	Deadline time.Duration
 	// FOT, when non-nil, turns FedAvg into FOT (ALGORITHMS.md §3).
 	FOT *FOTConfig
+	// Penalty, when non-nil, keeps the Fisher-weighted penalty of EWC or
+	// FedCurv (ALGORITHMS.md §6) and broadcasts it.
+	Penalty *PenaltyConfig
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
 	// OnTask, when set, is called after each task's evaluation.
@@ -76,10 +79,31 @@ func (c Config) Validate() error {
 	case c.ServerLR == 0:
 		return fmt.Errorf("%w: server learning rate is 0", ErrConfig)
 	}
+	if c.FOT != nil && c.Penalty != nil {
+		return fmt.Errorf("%w: FOT and a Fisher penalty together", ErrConfig)
+	}
 	if c.FOT != nil {
 		return c.FOT.Validate()
 	}
+	if c.Penalty != nil {
+		return c.Penalty.Validate()
+	}
 	return nil
+}
+
+// extension is a method's server-side state on top of FedAvg.
+type extension interface {
+	// flags returns what the clients must send with this round's updates.
+	flags(task int, last bool) uint32
+	// broadcast appends what the clients need to the round's tensors.
+	broadcast(ts []transport.Tensor, task int, last bool) []transport.Tensor
+	// check verifies the method's part of an update of a round with flags.
+	check(m *transport.Message, flags uint32) error
+	// beforeApply transforms the aggregate of a round of task.
+	beforeApply(agg []float32, task int)
+	// endTask runs after the last round of task was applied, with that
+	// round's accepted updates and the global model before and after it.
+	endTask(got []*transport.Message, before, after []float32, task int, detail *results.TaskDetail) error
 }
 
 // Server runs the round loop of one experiment.
@@ -88,7 +112,8 @@ type Server struct {
 	model *nn.Model
 	eval  *Evaluator
 	tr    Transport
-	fot   *fotState
+	ext   extension // nil for plain FedAvg
+	prev  []float32 // global model before the last round of a task
 
 	mu   sync.Mutex
 	col  collection
@@ -103,7 +128,7 @@ type Server struct {
 type collection struct {
 	round    int32
 	open     bool
-	sketch   bool // the round asked for GPSE sketches
+	flags    uint32 // what the round asked the clients to send
 	slot     map[int32]int
 	got      []*transport.Message
 	n        int
@@ -121,8 +146,11 @@ func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, e
 		return nil, fmt.Errorf("%w: evaluator has %d tasks, config %d", ErrConfig, eval.Tasks(), cfg.Tasks)
 	}
 	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, agg: make([]float32, model.NumParams())}
-	if cfg.FOT != nil {
-		s.fot = newFOTState(*cfg.FOT, model)
+	switch {
+	case cfg.FOT != nil:
+		s.ext = newFOTState(*cfg.FOT, model)
+	case cfg.Penalty != nil:
+		s.ext = newPenaltyState(*cfg.Penalty, model.NumParams())
 	}
 	return s, nil
 }
@@ -203,8 +231,11 @@ func (s *Server) stop() {
 // the summed client training loss and the number of updates behind it.
 func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, detail *results.TaskDetail) (float64, int, error) {
 	sel := Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
-	sketch := s.fot != nil && last
-	s.open(int32(round), sel, sketch)
+	var flags uint32
+	if s.ext != nil {
+		flags = s.ext.flags(task, last)
+	}
+	s.open(int32(round), sel, flags)
 
 	m := &s.msg
 	*m = transport.Message{
@@ -214,9 +245,9 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Clients: sel,
 		Tensors: append(m.Tensors[:0], transport.Tensor{Name: client.TensorParams, Rows: 1, Cols: len(params), Data: params}),
 	}
-	if sketch {
-		m.Flags |= client.FlagSketch
-		m.Tensors = s.fot.appendBases(m.Tensors)
+	if s.ext != nil {
+		m.Flags = flags
+		m.Tensors = s.ext.broadcast(m.Tensors, task, last)
 	}
 	n, err := s.tr.Publish(s.cfg.Subjects.Round, m)
 	if err != nil {
@@ -242,24 +273,27 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		loss += scalar(u.Scalars, client.ScalarLoss)
 	}
 	aggregator.Mean(s.agg, s.ups, s.cfg.Weighting)
-	if s.fot != nil && task > 0 {
-		s.fot.project(s.agg)
+	if s.ext != nil {
+		s.ext.beforeApply(s.agg, task)
+		if last {
+			s.prev = append(s.prev[:0], params...)
+		}
 	}
 	aggregator.Apply(params, s.agg, s.cfg.ServerLR)
-	if sketch {
-		if err := s.fot.grow(got, task, detail); err != nil {
-			return 0, 0, fmt.Errorf("server: GPSE at the end of task %d: %w", task, err)
+	if s.ext != nil && last {
+		if err := s.ext.endTask(got, s.prev, params, task, detail); err != nil {
+			return 0, 0, fmt.Errorf("server: end of task %d: %w", task, err)
 		}
 	}
 	return loss, len(got), nil
 }
 
 // open starts collecting the updates of round from the selected clients.
-func (s *Server) open(round int32, sel []int32, sketch bool) {
+func (s *Server) open(round int32, sel []int32, flags uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.col
-	c.round, c.open, c.sketch, c.n = round, true, sketch, 0
+	c.round, c.open, c.flags, c.n = round, true, flags, 0
 	c.slot = make(map[int32]int, len(sel))
 	for i, id := range sel {
 		c.slot[id] = i
@@ -356,8 +390,8 @@ func (s *Server) checkUpdate(m *transport.Message) error {
 	if m.N < 1 {
 		return fmt.Errorf("sample count %d < 1", m.N)
 	}
-	if s.col.sketch {
-		return s.fot.checkSketch(m)
+	if s.ext != nil {
+		return s.ext.check(m, s.col.flags)
 	}
 	return nil
 }

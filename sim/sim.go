@@ -97,9 +97,33 @@ type Experiment struct {
 	heads    []int
 }
 
-// Shard implements client.Shards.
-func (x *Experiment) Shard(task, c int) (data.View, []int32, int) {
-	return x.Tasks[task].Train, x.Parts[task][c], x.heads[task]
+// Shard implements client.Shards: the client's rows of the task, or, for
+// central-joint, of every task so far.
+func (x *Experiment) Shard(task, c int) []client.Segment {
+	first := task
+	if x.Run.Method.Name == "central-joint" {
+		first = 0
+	}
+	segs := make([]client.Segment, 0, task-first+1)
+	for t := first; t <= task; t++ {
+		segs = append(segs, client.Segment{View: x.Tasks[t].Train, Rows: x.Parts[t][c], Head: x.heads[t]})
+	}
+	return segs
+}
+
+// central reports whether the method is a centralised reference: one
+// learner that holds all the data and trains every round.
+func central(method string) bool {
+	return strings.HasPrefix(method, "central-")
+}
+
+// population returns the number of clients and the clients per round of a
+// run: the scenario's, or 1 and 1 for the centralised references.
+func population(sc *scenarios.Scenario, method string) (clients, perRound int) {
+	if central(method) {
+		return 1, 1
+	}
+	return sc.Partition.Clients, sc.Train.ClientsPerRound
 }
 
 // Build prepares the data, partitions, model and initial parameters of one
@@ -127,8 +151,9 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 	x := &Experiment{Scenario: sc, Run: run, Tasks: tasks}
 	perTask := sc.Heads() > 1
 	pcfg := data.PartitionConfig{Scheme: sc.Partition.Scheme, Alpha: sc.Partition.Alpha, ShardsPerClient: sc.Partition.ShardsPerClient}
+	clients, _ := population(sc, run.Method.Name)
 	for i, t := range tasks {
-		parts, err := data.Partition(t.Train, sc.Partition.Clients, pcfg, rng.New(seed, "partition", i))
+		parts, err := data.Partition(t.Train, clients, pcfg, rng.New(seed, "partition", i))
 		if err != nil {
 			return nil, fmt.Errorf("sim: partition of task %d: %w", i, err)
 		}
@@ -228,19 +253,14 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		BatchSize: sc.Train.BatchSize,
 		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
 	}
-	var fot *server.FOTConfig
+	clients, perRound := population(sc, run.Method.Name)
 	hcfg := client.HostConfig{
-		Subjects: subjects, First: 0, Last: sc.Partition.Clients,
+		Subjects: subjects, First: 0, Last: clients,
 		Workers: max(sc.Train.Workers, 1), Train: tcfg, Logf: logf,
 	}
-	switch run.Method.Name {
-	case "fedavg":
-	case "fot":
-		f := sc.FOTFor(run.Method)
-		fot = &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}
-		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout}
-	default:
-		return nil, fmt.Errorf("%w %q", ErrMethod, run.Method.Name)
+	fot, penalty, err := methodConfig(sc, run.Method, &hcfg)
+	if err != nil {
+		return nil, err
 	}
 	host, err := client.NewHost(hcfg, x.Model, x, hostConn)
 	if err != nil {
@@ -261,10 +281,10 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	scfg := server.Config{
 		Subjects: subjects, Seed: uint64(run.Seed),
 		Tasks: len(x.Tasks), RoundsPerTask: sc.Train.RoundsPerTask,
-		Clients: sc.Partition.Clients, ClientsPerRound: sc.Train.ClientsPerRound,
+		Clients: clients, ClientsPerRound: perRound,
 		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR),
 		EvalEvery: sc.Eval.Every, Deadline: sc.Train.Deadline,
-		FOT: fot, Logf: logf,
+		FOT: fot, Penalty: penalty, Logf: logf,
 		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
 	}
 	srv, err := server.New(scfg, x.Model, ev, srvConn)
@@ -286,14 +306,42 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	rec.MethodLabel = run.Method.Label()
 	rec.Seed = uint64(run.Seed)
 	rec.Tasks = len(x.Tasks)
-	rec.Clients = sc.Partition.Clients
-	rec.ClientsPerRound = sc.Train.ClientsPerRound
+	rec.Clients = clients
+	rec.ClientsPerRound = perRound
 	rec.Dataset = sc.Data.Dataset
 	rec.Stream = sc.Data.Stream
 	rec.Backend = nn.ActiveBackend().Name()
 	rec.FotsimVersion = Version()
 	rec.FillMetrics()
 	return rec, nil
+}
+
+// methodConfig fills the client side of the method into hcfg and returns
+// the server side.
+func methodConfig(sc *scenarios.Scenario, m scenarios.Method, hcfg *client.HostConfig) (*server.FOTConfig, *server.PenaltyConfig, error) {
+	hcfg.Method = client.Method{Name: m.Name}
+	switch m.Name {
+	case "fedavg", "central-seq", "central-joint":
+	case "fot", "central-gpm":
+		f := sc.FOTFor(m)
+		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout}
+		return &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}, nil, nil
+	case "fedprox":
+		hcfg.Method.Mu = float32(m.Float("mu"))
+	case "ewc", "fedcurv":
+		hcfg.Method.Lambda = float32(m.Float("lambda"))
+		hcfg.Method.FisherSamples = m.Int("fisher_samples")
+		return nil, &server.PenaltyConfig{Kind: m.Name}, nil
+	case "flwf":
+		if sc.Heads() > 1 {
+			return nil, nil, fmt.Errorf("%w: flwf distils the shared head; model.heads is per_task", ErrMethod)
+		}
+		hcfg.Method.Alpha = float32(m.Float("alpha"))
+		hcfg.Method.Temp = float32(m.Float("temperature"))
+	default:
+		return nil, nil, fmt.Errorf("%w %q", ErrMethod, m.Name)
+	}
+	return nil, nil, nil
 }
 
 // connect returns the server's and the host's connections and a function

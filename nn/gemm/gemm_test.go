@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // relTolPerK is the accepted error of one element of C relative to
@@ -34,6 +35,9 @@ func backendsUnderTest(t testing.TB) map[string]Backend {
 		if s.lv.unpackA || s.lv.unpackB {
 			out["simd-"+lv+"-packed"] = &SIMD{lv: s.lv, pack: packAlways}
 			out["simd-"+lv+"-unpacked"] = &SIMD{lv: s.lv, pack: packNever}
+		}
+		if s.lv.dot != nil {
+			out["simd-"+lv+"-dot"] = &SIMD{lv: s.lv, pack: forceDot}
 		}
 	}
 	return out
@@ -318,5 +322,35 @@ func TestNewSIMDUnknownLevel(t *testing.T) {
 	}
 	if got, want := s.Level(), SIMDLevels()[0]; got != want {
 		t.Errorf("default level = %q, want %q", got, want)
+	}
+}
+
+func TestAliasedRows(t *testing.T) {
+	cases := []struct {
+		ld, rows int
+		want     bool
+	}{
+		{1024, 12, true}, {512, 12, true}, {2048, 12, true}, {256, 12, false},
+		{400, 12, false}, {784, 12, false}, {1000, 12, false}, {1024, 4, false},
+	}
+	for _, tc := range cases {
+		if got := aliasedRows(tc.ld, tc.rows); got != tc.want {
+			t.Errorf("aliasedRows(%d, %d) = %v, want %v", tc.ld, tc.rows, got, tc.want)
+		}
+	}
+}
+
+func TestMeasure(t *testing.T) {
+	for _, name := range Names() {
+		be, err := Lookup(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Measure(be, 64, time.Millisecond); !(got > 0) {
+			t.Errorf("Measure(%s, 64, 1ms) = %v, want > 0", name, got)
+		}
+	}
+	if got := Measure(Gonum{}, 0, time.Millisecond); got != 0 {
+		t.Errorf("Measure(gonum, 0, 1ms) = %v, want 0", got)
 	}
 }

@@ -32,6 +32,9 @@ var avx512Level = &level{
 	unpackA:    true,
 	unpackB:    true,
 	maskB:      true,
+	dot:        dot512,
+	dotMR:      kern.D512MR,
+	dotND:      kern.D512ND,
 	copyPanel:  copyPanelAsm,
 	copyBlock:  copyBlockAsm,
 	transPanel: transPanelAsm,
@@ -45,6 +48,7 @@ var avx2Level = &level{
 	micro:      micro256,
 	unpackA:    true,
 	unpackB:    true,
+	packBRows:  16,
 	copyPanel:  copyPanelAsm,
 	copyBlock:  copyBlockAsm,
 	transPanel: transPanelAsm,
@@ -57,6 +61,14 @@ func micro512(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int
 	}
 	last := cols - (nv-1)*16
 	kern.K512[am][bm][mr-1][nv-1](kc, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, 1<<last-1)
+}
+
+func dot512(mr, nd, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool) {
+	lc := 0
+	if loadC {
+		lc = 1
+	}
+	kern.D512[mr-1][nd-1](k, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, 1<<(k%16)-1)
 }
 
 func micro256(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {

@@ -24,6 +24,8 @@ func TestZZPerf(t *testing.T) {
 				s.pack = packAlways
 			case "unpacked":
 				s.pack = packNever
+			case "dot":
+				s.pack = forceDot
 			case "pA":
 				s.pack = 3
 			case "pB":

@@ -99,6 +99,31 @@ func main() {
 		}
 		fmt.Fprintf(&g, "}\n\n")
 	}
+	// AVX-512 dot-product kernels for A stored m x k and B stored n x k.
+	fmt.Fprintf(&g, "// Dot-product kernels: D512[mr-1][nd-1] for mr*nd <= 16 (nil otherwise).\nconst (\n\tD512MR = %d\n\tD512ND = %d\n)\n\n", dotMR, dotND)
+	for mr := 1; mr <= dotMR; mr++ {
+		for nd := 1; nd <= dotND; nd++ {
+			if mr*nd > 16 {
+				continue
+			}
+			dot512(&s, mr, nd)
+			fmt.Fprintf(&g, "//go:noescape\nfunc d512_%dx%d(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)\n\n", mr, nd)
+		}
+	}
+	fmt.Fprintf(&g, "// D512[mr-1][nd-1] is the dot-product kernel for an mr x nd tile.\nvar D512 = [%d][%d]Kernel{\n", dotMR, dotND)
+	for mr := 1; mr <= dotMR; mr++ {
+		fmt.Fprintf(&g, "\t{")
+		for nd := 1; nd <= dotND; nd++ {
+			if mr*nd > 16 {
+				fmt.Fprintf(&g, "nil, ")
+			} else {
+				fmt.Fprintf(&g, "d512_%dx%d, ", mr, nd)
+			}
+		}
+		fmt.Fprintf(&g, "},\n")
+	}
+	fmt.Fprintf(&g, "}\n\n")
+
 	src, err := format.Source(g.Bytes())
 	if err != nil {
 		log.Fatal(err)
@@ -302,6 +327,173 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 	epi256(w, p, "edge", mr, nv, acc, alpha, beta, tmp, mask)
 	fmt.Fprintf(w, "full:\n")
 	epi256(w, p, "", mr, nv, acc, alpha, beta, tmp, "")
+}
+
+// Dot-product tile limits: rows of A and rows of B (columns of C).
+const (
+	dotMR = 4
+	dotND = 5
+)
+
+// dot512 emits an AVX-512 dot-product kernel for A stored m x k (rows at
+// a + i*lda) and B stored n x k (rows at b + j*ldb):
+//
+//	C[i][j] = alpha * sum_{p<kc} a[i*lda+p]*b[j*ldb+p] + beta*C[i][j]
+//
+// for i < mr, j < nd, mr*nd <= 16. Accumulator s = i*nd+j holds 16
+// partial sums over p; k%16 leftovers use the lane mask edge. At the end a
+// shuffle tree reduces the 16 accumulators (unused ones are zero) to one
+// vector, VPERMPS puts the sums in row-major order, and each C row is
+// updated with a masked load/store at an address shifted so that its lanes
+// line up.
+//
+// Registers: Z0-Z15 accumulators, Z16-Z19 A rows, Z20-Z24 B rows, Z25-Z26
+// tree temporaries, Z28 alpha, Z29 beta, Z31 zero. AX A, R12 lda bytes,
+// R13 3*lda bytes, BX B, R9 ldb bytes, R10 3*ldb bytes, CX C, R8 ldc
+// bytes, DX step counter, K2 k-tail mask, K3 row mask.
+func dot512(w *bytes.Buffer, mr, nd int) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
+	name := fmt.Sprintf("d512_%dx%d", mr, nd)
+	n := mr * nd
+	z := func(i int) string { return fmt.Sprintf("Z%d", i) }
+	slot := func(s int) string {
+		if s < n {
+			return z(s)
+		}
+		return "Z31"
+	}
+	// Final position of slot s after the tree: 128-bit lane s%4, element s/4.
+	fmt.Fprintf(w, "// perm_%dx%d<>[s] is the tree position of the sum of slot s.\n", mr, nd)
+	for s := 0; s < 16; s++ {
+		pos := 0
+		if s < n {
+			pos = 4*(s%4) + s/4
+		}
+		fmt.Fprintf(w, "DATA perm_%dx%d<>+%d(SB)/4, $%d\n", mr, nd, 4*s, pos)
+	}
+	fmt.Fprintf(w, "GLOBL perm_%dx%d<>(SB), RODATA|NOPTR, $64\n\n", mr, nd)
+
+	fmt.Fprintf(w, "// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)\n", name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+	p("MOVQ kc+0(FP), DX")
+	p("MOVQ a+8(FP), AX")
+	p("MOVQ lda+16(FP), R12")
+	p("SHLQ $2, R12")
+	p("LEAQ (R12)(R12*2), R13")
+	p("MOVQ b+24(FP), BX")
+	p("MOVQ ldb+32(FP), R9")
+	p("SHLQ $2, R9")
+	p("LEAQ (R9)(R9*2), R10")
+	p("MOVQ c+40(FP), CX")
+	p("MOVQ ldc+48(FP), R8")
+	p("SHLQ $2, R8")
+	p("MOVQ edge+72(FP), R11")
+	p("KMOVQ R11, K2")
+	for s := 0; s < n; s++ {
+		p("VPXORD %s, %s, %s", z(s), z(s), z(s))
+	}
+	p("VPXORD Z31, Z31, Z31")
+	row := func(base, ld, ld3 string, i int) string {
+		switch i {
+		case 0:
+			return fmt.Sprintf("(%s)", base)
+		case 1:
+			return fmt.Sprintf("(%s)(%s*1)", base, ld)
+		case 2:
+			return fmt.Sprintf("(%s)(%s*2)", base, ld)
+		case 3:
+			return fmt.Sprintf("(%s)(%s*1)", base, ld3)
+		}
+		return fmt.Sprintf("(%s)(%s*4)", base, ld)
+	}
+	step := func(masked bool) {
+		ld := func(addr, dst string) {
+			if masked {
+				p("VMOVUPS.Z %s, K2, %s", addr, dst)
+			} else {
+				p("VMOVUPS %s, %s", addr, dst)
+			}
+		}
+		for i := 0; i < mr; i++ {
+			ld(row("AX", "R12", "R13", i), z(16+i))
+		}
+		for j := 0; j < nd; j++ {
+			ld(row("BX", "R9", "R10", j), z(20+j))
+		}
+		for i := 0; i < mr; i++ {
+			for j := 0; j < nd; j++ {
+				p("VFMADD231PS %s, %s, %s", z(20+j), z(16+i), z(i*nd+j))
+			}
+		}
+	}
+	p("SHRQ $4, DX")
+	p("JZ tail")
+	fmt.Fprintf(w, "loop:\n")
+	step(false)
+	p("ADDQ $64, AX")
+	p("ADDQ $64, BX")
+	p("DECQ DX")
+	p("JNZ loop")
+	fmt.Fprintf(w, "tail:\n")
+	p("KORTESTW K2, K2")
+	p("JZ reduce")
+	step(true)
+	fmt.Fprintf(w, "reduce:\n")
+	for t := 0; t < 8; t++ {
+		if slot(2*t) == "Z31" && slot(2*t+1) == "Z31" {
+			p("VPXORD %s, %s, %s", z(16+t), z(16+t), z(16+t))
+			continue
+		}
+		p("VSHUFF64X2 $0x44, %s, %s, Z25", slot(2*t+1), slot(2*t))
+		p("VSHUFF64X2 $0xEE, %s, %s, Z26", slot(2*t+1), slot(2*t))
+		p("VADDPS Z26, Z25, %s", z(16+t))
+	}
+	for t := 0; t < 4; t++ {
+		p("VSHUFF32X4 $0x88, %s, %s, Z25", z(17+2*t), z(16+2*t))
+		p("VSHUFF32X4 $0xDD, %s, %s, Z26", z(17+2*t), z(16+2*t))
+		p("VADDPS Z26, Z25, %s", z(t))
+	}
+	for t := 0; t < 2; t++ {
+		p("VSHUFPS $0x44, %s, %s, Z25", z(2*t+1), z(2*t))
+		p("VSHUFPS $0xEE, %s, %s, Z26", z(2*t+1), z(2*t))
+		p("VADDPS Z26, Z25, %s", z(4+t))
+	}
+	p("VSHUFPS $0x88, Z5, Z4, Z25")
+	p("VSHUFPS $0xDD, Z5, Z4, Z26")
+	p("VADDPS Z26, Z25, Z6")
+	p("VMOVDQU32 perm_%dx%d<>(SB), Z25", mr, nd)
+	p("VPERMPS Z6, Z25, Z7")
+	p("VBROADCASTSS alpha+56(FP), Z28")
+	p("MOVQ loadC+64(FP), R11")
+	p("TESTQ R11, R11")
+	p("JZ nobeta")
+	p("VBROADCASTSS beta+60(FP), Z29")
+	for i := 0; i < mr; i++ {
+		p("MOVQ $%d, R11", ((1<<nd)-1)<<(nd*i))
+		p("KMOVQ R11, K3")
+		p("VMOVUPS.Z %d(CX), K3, Z8", -4*nd*i)
+		p("VMULPS Z29, Z8, Z8")
+		p("VFMADD231PS Z28, Z7, Z8")
+		p("VMOVUPS Z8, K3, %d(CX)", -4*nd*i)
+		if i < mr-1 {
+			p("ADDQ R8, CX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	fmt.Fprintf(w, "nobeta:\n")
+	p("VMULPS Z28, Z7, Z7")
+	for i := 0; i < mr; i++ {
+		p("MOVQ $%d, R11", ((1<<nd)-1)<<(nd*i))
+		p("KMOVQ R11, K3")
+		p("VMOVUPS Z7, K3, %d(CX)", -4*nd*i)
+		if i < mr-1 {
+			p("ADDQ R8, CX")
+		}
+	}
+	p("VZEROUPPER")
+	p("RET")
+	fmt.Fprintf(w, "\n")
 }
 
 func epi512(w *bytes.Buffer, p func(string, ...any), mr, nv int, acc func(i, v int) string, alpha, beta, tmp string) {

@@ -788,3 +788,74 @@ var K256 = [3][2][4][3]Kernel{
 		},
 	},
 }
+
+// Dot-product kernels: D512[mr-1][nd-1] for mr*nd <= 16 (nil otherwise).
+const (
+	D512MR = 4
+	D512ND = 5
+)
+
+//go:noescape
+func d512_1x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_1x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_1x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_1x4(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_1x5(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_2x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_2x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_2x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_2x4(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_2x5(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_3x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_3x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_3x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_3x4(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_3x5(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_4x1(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_4x2(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_4x3(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+//go:noescape
+func d512_4x4(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)
+
+// D512[mr-1][nd-1] is the dot-product kernel for an mr x nd tile.
+var D512 = [4][5]Kernel{
+	{d512_1x1, d512_1x2, d512_1x3, d512_1x4, d512_1x5},
+	{d512_2x1, d512_2x2, d512_2x3, d512_2x4, d512_2x5},
+	{d512_3x1, d512_3x2, d512_3x3, d512_3x4, d512_3x5},
+	{d512_4x1, d512_4x2, d512_4x3, d512_4x4, nil},
+}
