@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/transport"
@@ -29,9 +30,12 @@ const (
 	TensorDelta  = "delta"  // update: local minus global parameters
 	ScalarLoss   = "loss"   // update: mean training loss
 	ScalarSteps  = "steps"  // update: SGD steps taken
-	TensorFisher = "fisher" // update: diagonal Fisher of the local model
-	TensorQuadU  = "quad/u" // round: quadratic penalty weights U (EWC, FedCurv)
-	TensorQuadV  = "quad/v" // round: quadratic penalty centre term V
+	// ScalarTrainSeconds is the client's local training wall time (for
+	// timing reports only; it never enters a result).
+	ScalarTrainSeconds = "train_seconds"
+	TensorFisher       = "fisher" // update: diagonal Fisher of the local model
+	TensorQuadU        = "quad/u" // round: quadratic penalty weights U (EWC, FedCurv)
+	TensorQuadV        = "quad/v" // round: quadratic penalty centre term V
 )
 
 // Transport is what a Host needs from the messaging layer.
@@ -257,6 +261,7 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	loss, steps := wk.tr.Train(wk.local, segs, h.cfg.Train, ex, c, round)
 	for i, g := range global {
 		wk.delta[i] = wk.local[i] - g
@@ -274,7 +279,8 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		N:      int64(n),
 		Scalars: append(u.Scalars[:0],
 			transport.Scalar{Name: ScalarLoss, Value: loss},
-			transport.Scalar{Name: ScalarSteps, Value: float64(steps)}),
+			transport.Scalar{Name: ScalarSteps, Value: float64(steps)},
+			transport.Scalar{Name: ScalarTrainSeconds}),
 		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(wk.delta), Data: wk.delta}),
 	}
 	if m.Flags&FlagFisher != 0 {
@@ -285,6 +291,7 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 			return err
 		}
 	}
+	u.Scalars[2].Value = time.Since(start).Seconds() // training, Fisher and GPSE
 	if _, err := h.tr.Publish(h.cfg.Subjects.Update, u); err != nil {
 		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
 	}

@@ -87,3 +87,77 @@ func BenchmarkMLPPredict(b *testing.B) {
 	}
 	b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// paperMLPLoRA is the paper MLP with the default rank-8 adapters on every layer.
+var paperMLPLoRA = withLoRA(paperMLP, DefaultLoRARank, DefaultLoRAAlpha)
+
+// BenchmarkMLPTrainStepLoRA: the paper MLP with rank-8 adapters, batch 64,
+// training A and B (FedAvg-LoRA): LossGrad + SGD.StepRanges.
+func BenchmarkMLPTrainStepLoRA(b *testing.B) {
+	defer SetBackend(nil)
+	m, err := Build(paperMLPLoRA)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 64
+	r := rand.New(rand.NewPCG(1, 2))
+	params := make([]float32, m.NumParams())
+	m.Init(params, r)
+	x, y := randInput(m, batch, r)
+	grad := make([]float32, m.NumParams())
+	train := m.AdapterParams("ab")
+	opt := SGD{LR: 0.01, WeightDecay: 1e-5}
+	for _, name := range gemm.Names() {
+		be, _ := gemm.Lookup(name)
+		b.Run(name, func(b *testing.B) {
+			SetBackend(be)
+			ws := m.NewWorkspace(batch)
+			b.ReportAllocs()
+			for b.Loop() {
+				ws.LossGrad(params, grad, x, y, batch, 0, r)
+				opt.StepRanges(params, grad, nil, train)
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
+		})
+	}
+}
+
+// BenchmarkLossGradClipped: one DP-SGD gradient (ghost clipping) at batch
+// 64 on the paper MLP: with rank-8 adapters training B only (FedSVD) or A
+// and B, and without adapters training everything.
+func BenchmarkLossGradClipped(b *testing.B) {
+	defer SetBackend(nil)
+	for _, tc := range []struct {
+		name string
+		spec Spec
+		mask string
+	}{
+		{"lora-b", paperMLPLoRA, "b"},
+		{"lora-ab", paperMLPLoRA, "ab"},
+		{"full", paperMLP, "all"},
+	} {
+		m, err := Build(tc.spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		const batch = 64
+		r := rand.New(rand.NewPCG(1, 2))
+		params := make([]float32, m.NumParams())
+		m.Init(params, r)
+		x, y := randInput(m, batch, r)
+		grad := make([]float32, m.NumParams())
+		train := trainRanges(m, tc.mask, 0)
+		for _, name := range gemm.Names() {
+			be, _ := gemm.Lookup(name)
+			b.Run(tc.name+"/"+name, func(b *testing.B) {
+				SetBackend(be)
+				ws := m.NewWorkspace(batch)
+				b.ReportAllocs()
+				for b.Loop() {
+					ws.LossGradClipped(params, grad, x, y, batch, 0, r, 2, train)
+				}
+				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
+			})
+		}
+	}
+}

@@ -100,6 +100,12 @@ func mulInPlace(d, m []float32) {
 // and writes its gradient dz = (softmax(z) - onehot(y)) / B into dz.
 // Sums run in float64. It panics on a label outside [0, classes).
 func softmaxXent(dz, z []float32, y []int32, batch, classes int) float32 {
+	return softmaxXentScaled(dz, z, y, batch, classes, 1/float64(batch))
+}
+
+// softmaxXentScaled is softmaxXent with the gradient scaled by g instead
+// of 1/B: dz = g (softmax(z) - onehot(y)). The loss is still the mean.
+func softmaxXentScaled(dz, z []float32, y []int32, batch, classes int, g float64) float32 {
 	var loss float64
 	inv := 1 / float64(batch)
 	for b := 0; b < batch; b++ {
@@ -122,11 +128,11 @@ func softmaxXent(dz, z []float32, y []int32, batch, classes int) float32 {
 			s += e
 		}
 		loss += math.Log(s) + float64(m) - float64(row[lab])
-		f := inv / s
+		f := g / s
 		for j := range drow {
 			drow[j] = float32(float64(drow[j]) * f)
 		}
-		drow[lab] -= float32(inv)
+		drow[lab] -= float32(g)
 	}
 	return float32(loss * inv)
 }

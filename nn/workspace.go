@@ -386,10 +386,9 @@ func (ws *Workspace) wantRanges(train Ranges, head int) {
 	}
 	ws.low = len(m.convs) + len(m.hidden) + 1
 	for w := range m.weights {
-		want := false
 		ws.needW[w] = in(m.weights[w])
 		ws.needBias[w] = in(m.biases[w])
-		want = ws.needW[w] || ws.needBias[w]
+		want := ws.needW[w] || ws.needBias[w]
 		if a := m.adapterOf[w]; a >= 0 {
 			ws.needA[a] = in(m.adapters[a].A)
 			ws.needB[a] = in(m.adapters[a].B)

@@ -31,7 +31,7 @@ func AccuracyTable(w io.Writer, rec *Record) error {
 	for j := range n {
 		head = append(head, "T"+strconv.Itoa(j))
 	}
-	t := newTable(w)
+	t := NewTable(w)
 	t.Header(head)
 	for i := range rec.AccMatrix {
 		row := make([]string, 0, n+1) // fresh: the table keeps the slice
@@ -54,7 +54,7 @@ func AccuracyTable(w io.Writer, rec *Record) error {
 // down ([HumanBytes]) and wall time ("12.3s", "4m05s", "1h02m").
 // Undefined values show as "n/a".
 func SummaryTable(w io.Writer, recs []*Record) error {
-	t := newTable(w)
+	t := NewTable(w)
 	t.Header([]string{"method", "seed", "ACC", headFGT, "BWT", "rounds", "bytes up", "bytes down", "wall time"})
 	for _, r := range recs {
 		if r == nil {
@@ -111,7 +111,7 @@ func ComparisonTable(w io.Writer, recs []*Record) error {
 		g.bwt = append(g.bwt, r.BWT)
 		g.maxFG = append(g.maxFG, r.MaxFGT)
 	}
-	t := newTable(w)
+	t := NewTable(w)
 	t.Header([]string{"method", "seeds", "ACC", headFGT, "BWT", headMaxFGT})
 	for _, g := range groups {
 		row := []string{
@@ -132,10 +132,10 @@ func ComparisonTable(w io.Writer, recs []*Record) error {
 	return nil
 }
 
-// newTable returns a table with ASCII borders, headers printed as given
+// NewTable returns a table, in the style of all fotsim tables, with ASCII borders, headers printed as given
 // (no upper-casing) and centred, the first column left-aligned and the
 // others right-aligned.
-func newTable(w io.Writer) *tablewriter.Table {
+func NewTable(w io.Writer) *tablewriter.Table {
 	return tablewriter.NewTable(w,
 		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{Symbols: tw.NewSymbols(tw.StyleASCII)})),
 		tablewriter.WithHeaderAutoFormat(tw.Off),

@@ -65,6 +65,28 @@ type TaskReport struct {
 	Detail      results.TaskDetail
 }
 
+// Timing splits the wall time of a run's rounds. Broadcast, Collect,
+// Aggregate and Eval are server wall times; ClientTrain is the sum over
+// accepted updates of the clients' own training time (divide by the hosts'
+// workers for its wall-time share). Collect includes the clients' training.
+type Timing struct {
+	Rounds []RoundTiming
+	Eval   time.Duration // accuracy on the test sets, all rounds
+}
+
+// RoundTiming is the time split of one round.
+type RoundTiming struct {
+	Task        int
+	Last        bool          // the task's last round (GPSE, Fisher)
+	Broadcast   time.Duration // encode and publish the round message
+	Collect     time.Duration // from broadcast to the last update
+	Aggregate   time.Duration // mean, projection, apply, end-of-task work
+	ClientTrain time.Duration // summed client training time of the updates
+}
+
+// Timing returns the time split of the rounds run so far.
+func (s *Server) Timing() Timing { return s.timing }
+
 // Validate reports an unusable configuration.
 func (c Config) Validate() error {
 	switch {
@@ -114,6 +136,8 @@ type Server struct {
 	tr    Transport
 	ext   extension // nil for plain FedAvg
 	prev  []float32 // global model before the last round of a task
+
+	timing Timing
 
 	mu   sync.Mutex
 	col  collection
@@ -193,17 +217,12 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 			lossN += n
 			s.rec.Rounds++
 			if s.cfg.EvalEvery > 0 && (round+1)%s.cfg.EvalEvery == 0 {
-				c := results.Curve{Round: round + 1, Task: t}
-				for j := 0; j <= t; j++ {
-					c.Acc = append(c.Acc, s.eval.Accuracy(params, j))
-				}
+				c := results.Curve{Round: round + 1, Task: t, Acc: s.evaluate(params, t)}
 				s.rec.Curves = append(s.rec.Curves, c)
 			}
 		}
 		row := s.rec.AccMatrix[t]
-		for j := 0; j <= t; j++ {
-			row[j] = s.eval.Accuracy(params, j)
-		}
+		copy(row, s.evaluate(params, t))
 		if lossN > 0 {
 			detail.TrainLoss = lossSum / float64(lossN)
 		}
@@ -218,6 +237,17 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 	s.mu.Unlock()
 	rec := s.rec
 	return &rec, nil
+}
+
+// evaluate returns the accuracy on tasks 0..t.
+func (s *Server) evaluate(params []float32, t int) []float64 {
+	start := time.Now()
+	acc := make([]float64, t+1)
+	for j := range acc {
+		acc[j] = s.eval.Accuracy(params, j)
+	}
+	s.timing.Eval += time.Since(start)
+	return acc
 }
 
 // stop tells every client host that the run is over.
@@ -249,6 +279,7 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		m.Flags = flags
 		m.Tensors = s.ext.broadcast(m.Tensors, task, last)
 	}
+	start := time.Now()
 	n, err := s.tr.Publish(s.cfg.Subjects.Round, m)
 	if err != nil {
 		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
@@ -257,8 +288,10 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
 	}
 	s.rec.BytesDown += int64(n) * int64(len(sel))
+	sent := time.Now()
 
 	got, err := s.collect(ctx)
+	collected := time.Now()
 	if err != nil {
 		return 0, 0, fmt.Errorf("server: round %d: %w", round, err)
 	}
@@ -267,10 +300,12 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	}
 	s.ups = s.ups[:0]
 	var loss float64
+	var train time.Duration
 	for _, u := range got {
 		d := findTensor(u.Tensors, client.TensorDelta)
 		s.ups = append(s.ups, aggregator.Update{Client: int(u.Client), N: u.N, Delta: d.Data})
 		loss += scalar(u.Scalars, client.ScalarLoss)
+		train += time.Duration(scalar(u.Scalars, client.ScalarTrainSeconds) * float64(time.Second))
 	}
 	aggregator.Mean(s.agg, s.ups, s.cfg.Weighting)
 	if s.ext != nil {
@@ -285,6 +320,10 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 			return 0, 0, fmt.Errorf("server: end of task %d: %w", task, err)
 		}
 	}
+	s.timing.Rounds = append(s.timing.Rounds, RoundTiming{
+		Task: task, Last: last, Broadcast: sent.Sub(start), Collect: collected.Sub(sent),
+		Aggregate: time.Since(collected), ClientTrain: train,
+	})
 	return loss, len(got), nil
 }
 

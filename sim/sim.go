@@ -34,6 +34,8 @@ type Options struct {
 	Progress io.Writer
 	// Log receives rejected-message lines; nil is silent.
 	Log io.Writer
+	// Timing, when non-nil, receives the server's time split of the rounds.
+	Timing *server.Timing
 }
 
 // Env holds what the runs of one process share: loaded datasets.
@@ -293,6 +295,9 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	}
 	params := append([]float32(nil), x.Params...)
 	rec, err := srv.Run(ctx, params)
+	if opts.Timing != nil {
+		*opts.Timing = srv.Timing()
+	}
 	if err != nil {
 		cancel()
 		_ = host.Wait()

@@ -49,6 +49,7 @@ Usage:
   fotsim run [flags] SCENARIO      run every method x seed of a scenario
   fotsim validate FILE...          check scenarios without running them
   fotsim list                      datasets, streams, methods, built-in scenarios, keys
+  fotsim bench [flags]             measure this machine's speed
   fotsim help [COMMAND]            this text, or a command's flags
 
 SCENARIO is a YAML file or the name of a built-in scenario (fotsim list).
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdValidate(rest, stdout, stderr)
 	case "list":
 		return cmdList(rest, stdout, stderr)
+	case "bench":
+		return cmdBench(ctx, rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)

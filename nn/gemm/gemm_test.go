@@ -158,7 +158,7 @@ func TestSgemmSmallShapes(t *testing.T) {
 		name        string
 		alpha, beta float32
 	}
-	scalings := []ab{{"a1b0", 1, 0}, {"a1b1", 1, 1}, {"a-0.5b0.25", -0.5, 0.25}}
+	scalings := []ab{{"a1b0", 1, 0}, {"a1b1", 1, 1}, {"a-0.5b0.25", -0.5, 0.25}, {"a2b0", 2, 0}}
 	for name, be := range backendsUnderTest(t) {
 		t.Run(name, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(7, 11))

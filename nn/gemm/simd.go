@@ -260,16 +260,22 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	wsPool.Put(ws)
 }
 
-// dotWins estimates, in vector FMAs, whether the dot-product kernels beat
-// the packed path for C = A*B^T: they waste no lanes when n is not a
+// dotWins estimates, in vector-FMA cycles, whether the dot-product kernels
+// beat the packed path for C = A*B^T. They waste no lanes when n is not a
 // multiple of the vector width and pack nothing, but pay a horizontal
-// reduction (about dotTileCost FMAs) per tile.
+// reduction and a call per tile (about dotTileCost). The packed path
+// transposes B into panels (about packTransCost per element). Both
+// constants were fitted on Zen 4 to the MLP and conv shapes of
+// BenchmarkSgemm.
 func dotWins(lv *level, m, n, k int) bool {
-	const dotTileCost = 70
+	const (
+		dotTileCost   = 140
+		packTransCost = 1.5
+	)
 	nd, rows := dotTile(lv, n)
 	tiles := float64((m+rows-1)/rows) * float64((n+nd-1)/nd)
 	dot := float64(m)*float64(n)*float64((k+lv.vw-1)/lv.vw) + tiles*dotTileCost
-	packed := float64(m)*float64((n+lv.vw-1)/lv.vw)*float64(k) + 0.2*float64(n)*float64(k)
+	packed := float64(m)*float64((n+lv.vw-1)/lv.vw)*float64(k) + packTransCost*float64(n)*float64(k)
 	return dot < packed
 }
 

@@ -55,29 +55,34 @@ var avx2Level = &level{
 }
 
 func micro512(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
-	lc := 0
-	if loadC {
-		lc = 1
-	}
+	lc := storeMode(alpha, beta, loadC)
 	last := cols - (nv-1)*16
 	kern.K512[am][bm][mr-1][nv-1](kc, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, 1<<last-1)
 }
 
 func dot512(mr, nd, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool) {
-	lc := 0
-	if loadC {
-		lc = 1
-	}
+	lc := storeMode(alpha, beta, loadC)
 	kern.D512[mr-1][nd-1](k, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, 1<<(k%16)-1)
 }
 
 func micro256(mr, nv, kc int, a []float32, am, lda int, b []float32, bm, ldb int, c []float32, ldc int, alpha, beta float32, loadC bool, cols int) {
-	lc := 0
-	if loadC {
-		lc = 1
-	}
+	lc := storeMode(alpha, beta, loadC)
 	last := cols - (nv-1)*8
 	kern.K256[am][bm][mr-1][nv-1](kc, &a[0], lda, &b[0], ldb, &c[0], ldc, alpha, beta, lc, uint64(last))
+}
+
+// storeMode is the loadC argument of the kernels: 0 C = alpha*acc,
+// 1 C = alpha*acc + beta*C, 2 C = acc, 3 C = acc + C.
+func storeMode(alpha, beta float32, loadC bool) int {
+	switch {
+	case !loadC && alpha == 1:
+		return 2
+	case !loadC:
+		return 0
+	case alpha == 1 && beta == 1:
+		return 3
+	}
+	return 1
 }
 
 // copyPanelAsm is copyPanelGo with AVX2 loads and stores when W is a

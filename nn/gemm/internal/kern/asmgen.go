@@ -179,7 +179,10 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 		p("MOVQ edge+72(FP), R11")
 		p("KMOVQ R11, K1")
 	}
-	// Prefetch the C tile: it is touched once, after the k loop.
+	// Prefetch the C tile, touched once after the k loop, unless the loop
+	// is too short for the prefetches to pay.
+	p("CMPQ DX, $64")
+	p("JLT nopf")
 	p("MOVQ CX, R9")
 	for i := 0; i < mr; i++ {
 		p("PREFETCHT0 (R9)")
@@ -190,6 +193,7 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 			p("ADDQ R8, R9")
 		}
 	}
+	fmt.Fprintf(w, "nopf:\n")
 	if am != "p" {
 		p("MOVQ lda+16(FP), R12")
 		p("SHLQ $2, R12")
@@ -311,9 +315,22 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 	// Epilogue. Free registers: everything above the accumulators.
 	alpha, beta, tmp, mask := r(l.regs-1), r(l.regs-2), r(l.regs-3), r(l.regs-4)
 	fmt.Fprintf(w, "store:\n")
-	p("VBROADCASTSS alpha+56(FP), %s", alpha)
 	if l.reg == "Z" {
-		epi512(w, p, mr, nv, acc, alpha, beta, tmp)
+		ld := func(v int, dst string) {
+			if v == nv-1 {
+				p("VMOVUPS.Z %d(CX), K1, %s", 64*v, dst)
+			} else {
+				p("VMOVUPS %d(CX), %s", 64*v, dst)
+			}
+		}
+		st := func(v int, src string) {
+			if v == nv-1 {
+				p("VMOVUPS %s, K1, %d(CX)", src, 64*v)
+			} else {
+				p("VMOVUPS %s, %d(CX)", src, 64*v)
+			}
+		}
+		epilogue(w, p, "", mr, nv, acc, ld, st, alpha, beta, tmp)
 		return
 	}
 	// AVX2: full tiles take plain loads/stores, edge tiles VMASKMOVPS.
@@ -324,9 +341,29 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 	p("MOVQ $8, R13")
 	p("SUBQ R11, R13")
 	p("VMOVDQU (R12)(R13*4), %s", mask)
-	epi256(w, p, "edge", mr, nv, acc, alpha, beta, tmp, mask)
-	fmt.Fprintf(w, "full:\n")
-	epi256(w, p, "", mr, nv, acc, alpha, beta, tmp, "")
+	for _, masked := range []bool{true, false} {
+		tag := ""
+		if masked {
+			tag = "edge"
+		} else {
+			fmt.Fprintf(w, "full:\n")
+		}
+		ld := func(v int, dst string) {
+			if masked && v == nv-1 {
+				p("VMASKMOVPS %d(CX), %s, %s", 32*v, mask, dst)
+			} else {
+				p("VMOVUPS %d(CX), %s", 32*v, dst)
+			}
+		}
+		st := func(v int, src string) {
+			if masked && v == nv-1 {
+				p("VMASKMOVPS %s, %s, %d(CX)", src, mask, 32*v)
+			} else {
+				p("VMOVUPS %s, %d(CX)", src, 32*v)
+			}
+		}
+		epilogue(w, p, tag, mr, nv, acc, ld, st, alpha, beta, tmp)
+	}
 }
 
 // Dot-product tile limits: rows of A and rows of B (columns of C).
@@ -463,129 +500,92 @@ func dot512(w *bytes.Buffer, mr, nd int) {
 	p("VADDPS Z26, Z25, Z6")
 	p("VMOVDQU32 perm_%dx%d<>(SB), Z25", mr, nd)
 	p("VPERMPS Z6, Z25, Z7")
-	p("VBROADCASTSS alpha+56(FP), Z28")
+	// Row i of the tile sits in lanes nd*i..nd*i+nd-1 of Z7: update it with
+	// a masked load/store at C row i shifted back by nd*i floats.
+	rowsDo := func(body func(i int, addr string)) {
+		for i := 0; i < mr; i++ {
+			p("MOVQ $%d, R11", ((1<<nd)-1)<<(nd*i))
+			p("KMOVQ R11, K3")
+			body(i, fmt.Sprintf("%d(CX)", -4*nd*i))
+			if i < mr-1 {
+				p("ADDQ R8, CX")
+			}
+		}
+		p("VZEROUPPER")
+		p("RET")
+	}
 	p("MOVQ loadC+64(FP), R11")
+	p("CMPQ R11, $2")
+	p("JEQ plain")
+	p("JGT add")
+	p("VBROADCASTSS alpha+56(FP), Z28")
 	p("TESTQ R11, R11")
-	p("JZ nobeta")
+	p("JZ scale")
 	p("VBROADCASTSS beta+60(FP), Z29")
-	for i := 0; i < mr; i++ {
-		p("MOVQ $%d, R11", ((1<<nd)-1)<<(nd*i))
-		p("KMOVQ R11, K3")
-		p("VMOVUPS.Z %d(CX), K3, Z8", -4*nd*i)
+	rowsDo(func(i int, addr string) {
+		p("VMOVUPS.Z %s, K3, Z8", addr)
 		p("VMULPS Z29, Z8, Z8")
 		p("VFMADD231PS Z28, Z7, Z8")
-		p("VMOVUPS Z8, K3, %d(CX)", -4*nd*i)
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	fmt.Fprintf(w, "nobeta:\n")
+		p("VMOVUPS Z8, K3, %s", addr)
+	})
+	fmt.Fprintf(w, "scale:\n")
 	p("VMULPS Z28, Z7, Z7")
-	for i := 0; i < mr; i++ {
-		p("MOVQ $%d, R11", ((1<<nd)-1)<<(nd*i))
-		p("KMOVQ R11, K3")
-		p("VMOVUPS Z7, K3, %d(CX)", -4*nd*i)
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
+	fmt.Fprintf(w, "plain:\n")
+	rowsDo(func(i int, addr string) { p("VMOVUPS Z7, K3, %s", addr) })
+	fmt.Fprintf(w, "add:\n")
+	rowsDo(func(i int, addr string) {
+		p("VMOVUPS.Z %s, K3, Z8", addr)
+		p("VADDPS Z8, Z7, Z8")
+		p("VMOVUPS Z8, K3, %s", addr)
+	})
 	fmt.Fprintf(w, "\n")
 }
 
-func epi512(w *bytes.Buffer, p func(string, ...any), mr, nv int, acc func(i, v int) string, alpha, beta, tmp string) {
-	ld := func(v int) string {
-		if v == nv-1 {
-			return "VMOVUPS.Z %d(CX), K1, %s"
+// epilogue emits the C update for the four store modes (the loadC
+// argument): 0 C = alpha*acc, 1 C = alpha*acc + beta*C, 2 C = acc,
+// 3 C = acc + C. ld(v, dst) loads vector v of the current C row, st(v, src)
+// stores it; CX walks the rows by R8.
+func epilogue(w *bytes.Buffer, p func(string, ...any), tag string, mr, nv int, acc func(i, v int) string,
+	ld func(v int, dst string), st func(v int, src string), alpha, beta, tmp string) {
+	rows := func(body func(i, v int)) {
+		for i := 0; i < mr; i++ {
+			for v := 0; v < nv; v++ {
+				body(i, v)
+			}
+			if i < mr-1 {
+				p("ADDQ R8, CX")
+			}
 		}
-		return "VMOVUPS %d(CX), %s"
-	}
-	st := func(v int, src string) {
-		if v == nv-1 {
-			p("VMOVUPS %s, K1, %d(CX)", src, 64*v)
-		} else {
-			p("VMOVUPS %s, %d(CX)", src, 64*v)
-		}
-	}
-	p("MOVQ loadC+64(FP), R9")
-	p("TESTQ R9, R9")
-	p("JZ nobeta")
-	p("VBROADCASTSS beta+60(FP), %s", beta)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p(ld(v), 64*v, tmp)
-			p("VMULPS %s, %s, %s", beta, tmp, tmp)
-			p("VFMADD231PS %s, %s, %s", alpha, acc(i, v), tmp)
-			st(v, tmp)
-		}
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	fmt.Fprintf(w, "nobeta:\n")
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(i, v), acc(i, v))
-			st(v, acc(i, v))
-		}
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	fmt.Fprintf(w, "\n")
-}
-
-func epi256(w *bytes.Buffer, p func(string, ...any), tag string, mr, nv int, acc func(i, v int) string, alpha, beta, tmp, mask string) {
-	ld := func(v int) {
-		if mask != "" && v == nv-1 {
-			p("VMASKMOVPS %d(CX), %s, %s", 32*v, mask, tmp)
-		} else {
-			p("VMOVUPS %d(CX), %s", 32*v, tmp)
-		}
-	}
-	st := func(v int, src string) {
-		if mask != "" && v == nv-1 {
-			p("VMASKMOVPS %s, %s, %d(CX)", src, mask, 32*v)
-		} else {
-			p("VMOVUPS %s, %d(CX)", src, 32*v)
-		}
+		p("VZEROUPPER")
+		p("RET")
 	}
 	p("MOVQ loadC+64(FP), R9")
+	p("CMPQ R9, $2")
+	p("JEQ plain%s", tag)
+	p("JGT add%s", tag)
+	p("VBROADCASTSS alpha+56(FP), %s", alpha)
 	p("TESTQ R9, R9")
-	p("JZ nobeta%s", tag)
+	p("JZ scale%s", tag)
 	p("VBROADCASTSS beta+60(FP), %s", beta)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			ld(v)
-			p("VMULPS %s, %s, %s", beta, tmp, tmp)
-			p("VFMADD231PS %s, %s, %s", alpha, acc(i, v), tmp)
-			st(v, tmp)
-		}
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
-	fmt.Fprintf(w, "nobeta%s:\n", tag)
-	for i := 0; i < mr; i++ {
-		for v := 0; v < nv; v++ {
-			p("VMULPS %s, %s, %s", alpha, acc(i, v), acc(i, v))
-			st(v, acc(i, v))
-		}
-		if i < mr-1 {
-			p("ADDQ R8, CX")
-		}
-	}
-	p("VZEROUPPER")
-	p("RET")
+	rows(func(i, v int) {
+		ld(v, tmp)
+		p("VMULPS %s, %s, %s", beta, tmp, tmp)
+		p("VFMADD231PS %s, %s, %s", alpha, acc(i, v), tmp)
+		st(v, tmp)
+	})
+	fmt.Fprintf(w, "scale%s:\n", tag)
+	rows(func(i, v int) {
+		p("VMULPS %s, %s, %s", alpha, acc(i, v), acc(i, v))
+		st(v, acc(i, v))
+	})
+	fmt.Fprintf(w, "plain%s:\n", tag)
+	rows(func(i, v int) { st(v, acc(i, v)) })
+	fmt.Fprintf(w, "add%s:\n", tag)
+	rows(func(i, v int) {
+		ld(v, tmp)
+		p("VADDPS %s, %s, %s", tmp, acc(i, v), tmp)
+		st(v, tmp)
+	})
 	fmt.Fprintf(w, "\n")
 }
 

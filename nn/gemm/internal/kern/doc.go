@@ -8,13 +8,25 @@
 // K256[mr-1][nv-1] (AVX2+FMA, 8 floats per vector) computes, for i < mr and
 // the valid columns j of an nv-vector tile,
 //
-//	acc[i][j] = sum_{p<kc} a[p*MR+i] * b[p*nv*VW+j]
-//	C[i][j]   = alpha*acc[i][j] + beta*C[i][j]   if loadC != 0
-//	C[i][j]   = alpha*acc[i][j]                  if loadC == 0 (C is not read)
+//	acc[i][j] = sum_{p<kc} A(i, p) * B(p, j)
+//	loadC 0:  C[i][j] = alpha*acc[i][j]                (C is not read)
+//	loadC 1:  C[i][j] = alpha*acc[i][j] + beta*C[i][j]
+//	loadC 2:  C[i][j] = acc[i][j]                      (C is not read)
+//	loadC 3:  C[i][j] = acc[i][j] + C[i][j]
 //
-// where a is a packed A sliver (MR floats per k step, MR = K512MR or
-// K256MR), b a packed B sliver (nv*VW floats per k step), C row i starts at
-// c+i*ldc. edge selects the valid lanes of the last vector: a bit mask for
-// K512, a count 1..8 for K256; all earlier vectors are full. Callers check
-// bounds: the kernels trust their arguments.
+// where C row i starts at c+i*ldc. The first two table indices select how
+// A and B are read (modes.go): A as a packed sliver (MR floats per k step,
+// MR = K512MR or K256MR) or in place with stride lda, either transposed
+// (k x m) or not (m x k); B as a packed sliver (nv*VW floats per k step)
+// or in place as k x n rows with stride ldb. edge selects the valid lanes
+// of the last vector: a bit mask for K512 (it also masks in-place B loads),
+// a count 1..8 for K256 (in-place B must then be full-width); all earlier
+// vectors are full.
+//
+// D512[mr-1][nd-1] (mr <= D512MR, nd <= D512ND, mr*nd <= 16) are
+// dot-product kernels for A stored m x k and B stored n x k, both read in
+// place: C[i][j] = sum_p a[i*lda+p]*b[j*ldb+p], stored as above, with
+// edge the lane mask of the last k%16 steps.
+//
+// Callers check bounds: the kernels trust their arguments.
 package kern

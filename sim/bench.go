@@ -1,0 +1,321 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/nn/gemm"
+	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// BenchConfig sets what Bench measures and for how long.
+type BenchConfig struct {
+	Duration        time.Duration // per throughput measurement (default 2s)
+	SgemmN          int           // size of the square sgemm (default 512)
+	Clients         int           // registered clients of the round benchmark (default 125)
+	ClientsPerRound int           // default 64, the paper's
+	Rounds          int           // rounds per task in the round benchmark (default 4)
+	Workers         int           // training goroutines (default: cores)
+	SkipRounds      bool          // only the kernel measurements
+}
+
+func (c *BenchConfig) fill() {
+	if c.Duration <= 0 {
+		c.Duration = 2 * time.Second
+	}
+	if c.SgemmN <= 0 {
+		c.SgemmN = 512
+	}
+	if c.Clients <= 0 {
+		c.Clients = 125
+	}
+	if c.ClientsPerRound <= 0 {
+		c.ClientsPerRound = 64
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 4
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+}
+
+// RoundSplit is the wall-time split of one round, in seconds.
+type RoundSplit struct {
+	Train       float64 `json:"train_seconds"`       // clients' training (and GPSE/Fisher), wall share
+	Messaging   float64 `json:"messaging_seconds"`   // broadcast and collection beyond training
+	Aggregation float64 `json:"aggregation_seconds"` // mean, projection, apply, end-of-task work
+	Eval        float64 `json:"eval_seconds"`        // evaluation, averaged over the rounds
+}
+
+// Total is the round's wall time.
+func (s RoundSplit) Total() float64 { return s.Train + s.Messaging + s.Aggregation + s.Eval }
+
+// Overhead is the share of the round not spent training.
+func (s RoundSplit) Overhead() float64 {
+	if t := s.Total(); t > 0 {
+		return (s.Messaging + s.Aggregation + s.Eval) / t
+	}
+	return 0
+}
+
+// BenchResult holds what `fotsim bench` prints; the JSON keys are a public
+// contract (added to, never renamed).
+type BenchResult struct {
+	Backend string `json:"backend"`
+	Cores   int    `json:"cores"`
+	Workers int    `json:"workers"`
+
+	SgemmN      int     `json:"sgemm_n"`
+	SgemmGFLOPS float64 `json:"sgemm_gflops"`
+
+	MLPTrainSamplesPerS float64 `json:"mlp_train_samples_per_s"`
+	MLPTrainGFLOPS      float64 `json:"mlp_train_gflops"`
+	MLPTrainFraction    float64 `json:"mlp_train_fraction_of_sgemm"`
+	AllocsPerStep       float64 `json:"allocs_per_step"`
+
+	CNNTrainSamplesPerS float64 `json:"cnn_train_samples_per_s"`
+	CNNTrainGFLOPS      float64 `json:"cnn_train_gflops"`
+	CNNTrainFraction    float64 `json:"cnn_train_fraction_of_sgemm"`
+
+	RoundSeconds          float64    `json:"round_seconds"`
+	RoundOverheadFraction float64    `json:"round_overhead_fraction"`
+	RoundSplit            RoundSplit `json:"round_split"`
+
+	FOTRoundSeconds          float64    `json:"fot_round_seconds"`
+	FOTRoundOverheadFraction float64    `json:"fot_round_overhead_fraction"`
+	FOTRoundSplit            RoundSplit `json:"fot_round_split"`
+	GPSERoundSeconds         float64    `json:"gpse_round_seconds"`
+
+	NATSBytesPerS float64 `json:"nats_bytes_per_s"`
+}
+
+// PaperMLP is the FOT paper's Permuted-MNIST network.
+var PaperMLP = nn.Spec{Arch: "mlp", In: nn.Shape{C: 1, H: 28, W: 28}, Hidden: []int{400, 400, 400},
+	Dropout: []float64{0.2, 0.5, 0.5}, Classes: 10, Heads: 1}
+
+// SmallCNN is the conv net of the CNN scenarios: two conv 5x5 + ReLU +
+// max-pool 2 blocks (32 and 64 channels), a 256 hidden layer, 10 classes.
+var SmallCNN = nn.Spec{Arch: "cnn", In: nn.Shape{C: 1, H: 28, W: 28},
+	Conv:   []nn.ConvSpec{{Out: 32, Kernel: 5, Pool: 2}, {Out: 64, Kernel: 5, Pool: 2}},
+	Hidden: []int{256}, Dropout: []float64{0}, Classes: 10, Heads: 1}
+
+// Bench measures this machine with the active matrix backend: the sgemm
+// rate, training throughput of the paper MLP and the small CNN at batch 64,
+// the time split of FedAvg and FOT rounds at the paper's scale (on
+// generated data of MNIST's shape), and NATS throughput.
+func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
+	cfg.fill()
+	be := nn.ActiveBackend()
+	res := &BenchResult{Backend: be.Name(), Cores: runtime.NumCPU(), Workers: cfg.Workers, SgemmN: cfg.SgemmN}
+	res.SgemmGFLOPS = gemm.Measure(be, cfg.SgemmN, cfg.Duration)
+
+	var err error
+	if res.MLPTrainSamplesPerS, res.MLPTrainGFLOPS, res.AllocsPerStep, err = trainThroughput(PaperMLP, 64, cfg.Duration); err != nil {
+		return nil, err
+	}
+	if res.CNNTrainSamplesPerS, res.CNNTrainGFLOPS, _, err = trainThroughput(SmallCNN, 64, cfg.Duration); err != nil {
+		return nil, err
+	}
+	if res.SgemmGFLOPS > 0 {
+		res.MLPTrainFraction = res.MLPTrainGFLOPS / res.SgemmGFLOPS
+		res.CNNTrainFraction = res.CNNTrainGFLOPS / res.SgemmGFLOPS
+	}
+	if res.NATSBytesPerS, err = natsThroughput(cfg.Duration); err != nil {
+		return nil, err
+	}
+	if cfg.SkipRounds {
+		return res, nil
+	}
+	fedavg, err := roundTiming(ctx, cfg, "fedavg", 1)
+	if err != nil {
+		return nil, err
+	}
+	res.RoundSplit = splitOf(fedavg, cfg.Workers, func(r server.RoundTiming) bool { return true })
+	res.RoundSeconds, res.RoundOverheadFraction = res.RoundSplit.Total(), res.RoundSplit.Overhead()
+	fot, err := roundTiming(ctx, cfg, "fot", 2)
+	if err != nil {
+		return nil, err
+	}
+	// A FOT round proper: a projected round of a later task. The GPSE
+	// rounds (one per task) are reported apart.
+	res.FOTRoundSplit = splitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last })
+	res.FOTRoundSeconds, res.FOTRoundOverheadFraction = res.FOTRoundSplit.Total(), res.FOTRoundSplit.Overhead()
+	res.GPSERoundSeconds = splitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Last }).Total()
+	return res, nil
+}
+
+// trainThroughput times LossGrad + SGD.Step on random data at the given
+// batch for at least dur, and counts the allocations per step.
+func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, gflops, allocs float64, err error) {
+	m, err := nn.Build(spec)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	params := make([]float32, m.NumParams())
+	grad := make([]float32, m.NumParams())
+	m.Init(params, r)
+	x := make([]float32, batch*m.InputSize())
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	y := make([]int32, batch)
+	for i := range y {
+		y[i] = int32(r.IntN(spec.Classes))
+	}
+	ws := m.NewWorkspace(batch)
+	opt := nn.SGD{LR: 1e-4}
+	step := func() {
+		ws.LossGrad(params, grad, x, y, batch, 0, r)
+		opt.Step(params, grad, nil)
+	}
+	step()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const allocSteps = 200
+	for i := 0; i < allocSteps; i++ {
+		step()
+	}
+	runtime.ReadMemStats(&after)
+	allocs = float64(after.Mallocs-before.Mallocs) / allocSteps
+	steps := 0
+	start := time.Now()
+	for time.Since(start) < dur {
+		step()
+		steps++
+	}
+	sec := time.Since(start).Seconds()
+	return float64(steps*batch) / sec, m.TrainFLOPs(batch) * float64(steps) / sec / 1e9, allocs, nil
+}
+
+// natsThroughput publishes paper-MLP-sized model messages through an
+// embedded server for at least dur and returns the delivered bytes/s.
+func natsThroughput(dur time.Duration) (float64, error) {
+	emb, err := transport.StartEmbedded()
+	if err != nil {
+		return 0, err
+	}
+	defer emb.Shutdown()
+	pub, err := emb.Connect("bench-pub")
+	if err != nil {
+		return 0, err
+	}
+	defer pub.Close()
+	sub, err := emb.Connect("bench-sub")
+	if err != nil {
+		return 0, err
+	}
+	defer sub.Close()
+	subj := transport.SubjectsFor("bench").Update
+	var (
+		mu       sync.Mutex
+		received int
+		bytes    int64
+	)
+	got := make(chan struct{}, 1)
+	unsub, err := sub.Subscribe(subj, func(m *transport.Message, err error) {
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		received++
+		bytes += int64(m.EncodedLen())
+		mu.Unlock()
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer unsub()
+	if err := sub.Flush(); err != nil {
+		return 0, err
+	}
+	p := make([]float32, 478410)
+	msg := &transport.Message{Kind: transport.KindUpdate, Tensors: []transport.Tensor{{Name: "delta", Rows: 1, Cols: len(p), Data: p}}}
+	sent := 0
+	start := time.Now()
+	for time.Since(start) < dur {
+		if _, err := pub.Publish(subj, msg); err != nil {
+			return 0, err
+		}
+		sent++
+	}
+	if err := pub.Flush(); err != nil {
+		return 0, err
+	}
+	for {
+		mu.Lock()
+		done := received >= sent
+		mu.Unlock()
+		if done {
+			break
+		}
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			return 0, fmt.Errorf("sim: bench: %d of %d NATS messages arrived", received, sent)
+		}
+	}
+	return float64(bytes) / time.Since(start).Seconds(), nil
+}
+
+// roundTiming runs the paper-shaped round benchmark for one method: 480
+// generated training samples per client (the paper's 60,000 over 125).
+func roundTiming(ctx context.Context, cfg BenchConfig, method string, tasks int) (server.Timing, error) {
+	y := fmt.Sprintf(`name: bench
+methods: [%s]
+data: {dataset: synthetic, stream: permuted, tasks: %d, synthetic: {train: %d, test: 10000, classes: 10, dim: 784, noise: 1}}
+partition: {clients: %d, scheme: iid}
+model: {arch: mlp, hidden: [400, 400, 400], dropout: [0.2, 0.5, 0.5]}
+train: {rounds_per_task: %d, clients_per_round: %d, batch_size: 64, lr: 0.01, weight_decay: 0.00001, workers: %d}
+eval: {every: 0}
+`, method, tasks, 480*cfg.Clients, cfg.Clients, cfg.Rounds, cfg.ClientsPerRound, cfg.Workers)
+	sc, err := scenarios.Parse([]byte(y), "bench", nil)
+	if err != nil {
+		return server.Timing{}, err
+	}
+	var t server.Timing
+	if _, err := NewEnv().Run(ctx, sc, sc.Runs()[0], Options{Timing: &t}); err != nil {
+		return server.Timing{}, err
+	}
+	return t, nil
+}
+
+// splitOf averages the split of the rounds that keep selects; evaluation
+// time is spread over all rounds.
+func splitOf(t server.Timing, workers int, keep func(server.RoundTiming) bool) RoundSplit {
+	var s RoundSplit
+	n := 0
+	for _, r := range t.Rounds {
+		if !keep(r) {
+			continue
+		}
+		n++
+		train := r.ClientTrain.Seconds() / float64(workers)
+		wire := (r.Broadcast + r.Collect).Seconds()
+		s.Train += min(train, wire)
+		s.Messaging += max(wire-train, 0)
+		s.Aggregation += r.Aggregate.Seconds()
+	}
+	if n == 0 {
+		return RoundSplit{}
+	}
+	s.Train /= float64(n)
+	s.Messaging /= float64(n)
+	s.Aggregation /= float64(n)
+	if len(t.Rounds) > 0 {
+		s.Eval = t.Eval.Seconds() / float64(len(t.Rounds))
+	}
+	return s
+}

@@ -1,0 +1,49 @@
+package sim
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// Bench fills every number of its contract on a tiny configuration.
+func TestBenchSmall(t *testing.T) {
+	res, err := Bench(context.Background(), BenchConfig{
+		Duration: 50 * time.Millisecond, SgemmN: 64, Clients: 4, ClientsPerRound: 2, Rounds: 2, Workers: 2,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"sgemm_gflops", "mlp_train_gflops", "mlp_train_fraction_of_sgemm", "round_seconds", "round_overhead_fraction", "allocs_per_step"} {
+		v, ok := m[k].(float64)
+		if !ok {
+			t.Errorf("--json lacks %q", k)
+			continue
+		}
+		if k != "allocs_per_step" && !(v > 0) {
+			t.Errorf("%s = %v, want > 0", k, v)
+		}
+	}
+	// The step itself allocates nothing (nn's tests assert exactly 0 with
+	// AllocsPerRun); a garbage collection during the measurement may make
+	// the matrix backend refill its sync.Pool of packing buffers once.
+	const maxAllocs = 0.05
+	if res.AllocsPerStep > maxAllocs {
+		t.Errorf("allocs per training step = %v, want <= %v", res.AllocsPerStep, maxAllocs)
+	}
+	if f := res.RoundOverheadFraction; f < 0 || f > 1 {
+		t.Errorf("round overhead fraction %v outside [0, 1]", f)
+	}
+	if res.FOTRoundSeconds <= 0 || res.GPSERoundSeconds <= 0 {
+		t.Errorf("FOT round %v s, GPSE round %v s: want both > 0", res.FOTRoundSeconds, res.GPSERoundSeconds)
+	}
+}
