@@ -22,6 +22,9 @@ type GPSEConfig struct {
 	// TrainMode runs the activation pass with dropout on, as the authors'
 	// MLP code does; false runs it in evaluation mode.
 	TrainMode bool
+	// Samples caps the rows of the pass (the first ones of each segment);
+	// 0 uses them all.
+	Samples int
 }
 
 // Projected returns the weight matrices FOT projects, in order: every
@@ -113,10 +116,14 @@ func (h *Host) sketch(wk *worker, m *transport.Message, segs []Segment, c int) e
 	in := h.model.InputSize()
 	ws := wk.tr.ws
 	for _, s := range segs {
-		for lo := 0; lo < len(s.Rows); lo += cfg.BatchSize {
-			hi := min(lo+cfg.BatchSize, len(s.Rows))
+		rows := s.Rows
+		if k := h.cfg.GPSE.Samples; k > 0 && k < len(rows) {
+			rows = rows[:k]
+		}
+		for lo := 0; lo < len(rows); lo += cfg.BatchSize {
+			hi := min(lo+cfg.BatchSize, len(rows))
 			n := hi - lo
-			s.View.Gather(wk.tr.x[:n*in], wk.tr.y[:n], s.Rows[lo:hi])
+			s.View.Gather(wk.tr.x[:n*in], wk.tr.y[:n], rows[lo:hi])
 			ws.Forward(wk.local, wk.tr.x[:n*in], n, s.Head, h.cfg.GPSE.TrainMode, g.dr)
 			for i, w := range g.widx {
 				at, r, _ := ws.LayerInput(w)

@@ -587,3 +587,18 @@ func ExampleEpsilon() {
 	fmt.Printf("%d steps: eps = %.2f at order %g, err %v\n", steps, eps, order, err)
 	// Output: 14063 steps: eps = 2.60 at order 8.1, err <nil>
 }
+
+func ExampleAccountant() {
+	// A client whose data set changes with the task: 2 tasks with
+	// different sampling rates, the same noise multiplier.
+	acc, err := NewAccountant(nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = acc.Compose(64.0/3000, 1.0, 400) // task 0: 3000 examples, 400 steps
+	_ = acc.Compose(64.0/1500, 1.0, 200) // task 1: 1500 examples, 200 steps
+	eps, order, err := acc.Epsilon(1e-5)
+	fmt.Printf("%d steps: eps = %.3f at order %g, err %v\n", acc.Steps(), eps, order, err)
+	// Output: 600 steps: eps = 5.362 at order 4.2, err <nil>
+}

@@ -56,6 +56,41 @@
 // sample or per conv patch, taken before the dropout in front of the layer.
 // FOT's GPSE builds its activation matrices from it.
 //
+// # LoRA
+//
+// Spec.LoRA adds LoRA adapters to some weights (default: every shared
+// linear and conv weight; a conv weight in its im2col shape): the layer
+// then multiplies by W = W0 + s B A, B (d_out x r) starting at 0,
+// A (r x d_in) ~ U(-1/sqrt(d_in), 1/sqrt(d_in)), s = Alpha/Rank (defaults
+// 8 and 8). The adapter matrices are appended to the parameter vector after
+// every base parameter, all A then all B, so Weights, Biases and HeadRange
+// are unchanged and Adapters locates them. Init initialises them too;
+// InitAdapters re-initialises only them (FLoRA), MergeAdapters folds
+// s B A into W0 and clears B, EffectiveWeight computes W0 + s B A. Every
+// pass materialises W0 + s B A once per adapted layer in the workspace and
+// uses it as the layer's weight. LossGrad still writes every gradient,
+// W0's included:
+//
+//	dW0 = dL/dW,  dB = s dL/dW A^T,  dA = s B^T dL/dW
+//
+// # Trainable sets and DP-SGD
+//
+// A Ranges (sorted half-open offset ranges) says what a client trains:
+// AllParams, BaseParams, AdapterParams("ab" | "a" | "b") or RangesOf any
+// views. SGD.StepRanges updates only inside it, Ranges.Mask zeroes a
+// gradient outside it, and LossGradRanges computes only the gradients
+// inside it (skipping, for instance, every W0 gradient when only B trains):
+//
+//	train := m.AdapterParams("b") // FFA-LoRA, FedSVD
+//	ws.LossGradRanges(params, grad, x, y, batch, head, r, train)
+//	opt.StepRanges(params, grad, nil, train)
+//
+// LossGradClipped is DP-SGD's gradient: the sum over the batch of every
+// sample's gradient (restricted to the trained set) clipped to L2 norm C,
+// with the per-sample norms computed without materialising per-sample
+// gradients (ghost clipping; exact for conv layers too) and returned.
+// Noise and the division by the expected batch size are the caller's.
+//
 // # Numerics
 //
 // Parameters, activations and gradients are float32; loss and bias-gradient

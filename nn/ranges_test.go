@@ -145,3 +145,38 @@ func TestRangesPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestLossGradRanges: the gradients inside train are LossGrad's, bit for
+// bit, and zero outside.
+func TestLossGradRanges(t *testing.T) {
+	for ci, tc := range clipCases {
+		for _, mask := range tc.masks {
+			t.Run(tc.name+"/"+mask, func(t *testing.T) {
+				m := mustBuild(t, tc.spec)
+				r := rand.New(rand.NewPCG(uint64(ci), 31))
+				params := make([]float32, m.NumParams())
+				m.Init(params, r)
+				randomiseB(m, params, r)
+				x, y := randInput(m, tc.batch, r)
+				train := trainRanges(m, mask, tc.head)
+				ws := m.NewWorkspace(tc.batch)
+				want := make([]float32, m.NumParams())
+				wantLoss := ws.LossGrad(params, want, x, y, tc.batch, tc.head, rand.New(rand.NewPCG(5, 5)))
+				train.Mask(want)
+				got := make([]float32, m.NumParams())
+				for j := range got {
+					got[j] = 1 // must be overwritten
+				}
+				loss := ws.LossGradRanges(params, got, x, y, tc.batch, tc.head, rand.New(rand.NewPCG(5, 5)), train)
+				if loss != wantLoss {
+					t.Errorf("loss: got %v, want %v", loss, wantLoss)
+				}
+				for j := range got {
+					if got[j] != want[j] {
+						t.Fatalf("grad[%d] (%s): got %v, want %v (masked LossGrad)", j, loraParamName(m, j), got[j], want[j])
+					}
+				}
+			})
+		}
+	}
+}

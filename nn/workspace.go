@@ -9,8 +9,9 @@ import (
 
 // Workspace owns every buffer one worker needs to run a Model on batches of
 // at most MaxBatch samples, and the gemm.Backend it captured when created.
-// After NewWorkspace, Forward, LossGrad, Backward and Predict allocate
-// nothing. A Workspace is not safe for concurrent use and runs
+// After NewWorkspace, Forward, LossGrad, LossGradRanges, Backward and
+// Predict allocate nothing; LossGradClipped allocates its buffers on its
+// first call only. A Workspace is not safe for concurrent use and runs
 // single-threaded (apart from what the backend does inside a product);
 // give each worker its own.
 //
@@ -55,13 +56,13 @@ type Workspace struct {
 }
 
 // NewWorkspace returns a Workspace for batches of up to maxBatch samples,
-// using ActiveBackend(). It panics if maxBatch < 1.
+// using a private instance (gemm.Private) of ActiveBackend(). It panics if maxBatch < 1.
 func (m *Model) NewWorkspace(maxBatch int) *Workspace {
 	if maxBatch < 1 {
 		panic(fmt.Sprintf("nn: maxBatch %d < 1", maxBatch))
 	}
 	B := maxBatch
-	ws := &Workspace{m: m, be: ActiveBackend(), maxBatch: B, in: make([][]float32, len(m.hidden)+1)}
+	ws := &Workspace{m: m, be: gemm.Private(ActiveBackend()), maxBatch: B, in: make([][]float32, len(m.hidden)+1)}
 	scratch, acc := 0, 0
 	grow := func(n int) {
 		scratch = max(scratch, n)
@@ -194,6 +195,31 @@ func (ws *Workspace) LossGrad(params, grad, x []float32, y []int32, batch, head 
 	loss := softmaxXent(dz, ws.logits[:batch*c], y, batch, c)
 	ws.wantAll()
 	ws.backward(params, grad, dz, passGrad)
+	return loss
+}
+
+// LossGradRanges is LossGrad computing only the gradients of the
+// parameters inside train, which must select whole views (weights, biases,
+// adapter matrices) as in LossGradClipped; grad is overwritten and zero
+// outside train. The backward pass skips every other weight gradient and
+// stops at the lowest layer holding a view in train, so a client training
+// only its LoRA B matrices (or only a head) never forms a d_out x d_in
+// weight gradient. The loss, the dropout draws and the gradients inside
+// train are those of LossGrad. It panics like LossGrad, and on an invalid
+// train or one that cuts a view.
+func (ws *Workspace) LossGradRanges(params, grad, x []float32, y []int32, batch, head int, r *rand.Rand, train Ranges) float32 {
+	ws.check(params, x, batch, head)
+	ws.m.checkParams("grad", grad)
+	if len(y) < batch {
+		panic(fmt.Sprintf("nn: y has %d labels, want %d", len(y), batch))
+	}
+	ws.wantRanges(train, head)
+	ws.forward(params, x, batch, head, true, r)
+	c := ws.m.spec.Classes
+	dz := ws.dlogits[:batch*c]
+	loss := softmaxXent(dz, ws.logits[:batch*c], y, batch, c)
+	ws.backward(params, grad, dz, passGrad)
+	train.Mask(grad)
 	return loss
 }
 

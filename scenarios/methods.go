@@ -305,5 +305,6 @@ func fotOptions() []KeyDoc {
 		{Path: "sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "distribution of the GPSE random matrix (overrides fot.sketch)"},
 		{Path: "oversample", Kind: KindInt, Default: "1", Doc: "sketch width as a multiple of d_in (overrides fot.oversample)"},
 		{Path: "gpse_dropout", Kind: KindBool, Default: "true", Doc: "GPSE pass in training mode (overrides fot.gpse_dropout)"},
+		{Path: "gpse_samples", Kind: KindInt, Default: "0", Doc: "samples per client in the GPSE pass, 0 = all (overrides fot.gpse_samples)"},
 	}
 }

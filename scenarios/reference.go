@@ -79,6 +79,7 @@ var reference = []KeyDoc{
 	{Path: "fot.sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "GPSE random matrix: uniform U[-1,1] (MLP setting) or gaussian N(0,1) (conv setting)"},
 	{Path: "fot.oversample", Kind: KindInt, Default: "1", Doc: "sketch width m = oversample x d_in (paper: 1 for MLPs, 5 for conv nets)"},
 	{Path: "fot.gpse_dropout", Kind: KindBool, Default: "true", Doc: "run the GPSE pass in training mode (earlier dropouts active), as the authors' MLP code"},
+	{Path: "fot.gpse_samples", Kind: KindInt, Default: "0", Doc: "samples per client in the GPSE pass (its first rows of the task); 0 = all, as the paper; conv nets see one column per patch, so a few hundred keeps the sketch affordable"},
 }
 
 // Reference returns the documentation of every scenario key in schema order: its path

@@ -174,6 +174,11 @@ type FOT struct {
 	// GPSEDropout runs the GPSE forward pass in training mode, with earlier dropouts
 	// active, as the authors' MLP code does. Default: true.
 	GPSEDropout bool `yaml:"gpse_dropout"`
+	// GPSESamples caps the samples per client of the GPSE pass (their first
+	// rows); 0 uses all the client's data of the task, as ALGORITHMS.md 3.2.
+	// Conv nets see one column per im2col patch, so GPM-style code uses a
+	// small batch there (125 examples in Saha et al.). Default: 0.
+	GPSESamples int `yaml:"gpse_samples"`
 }
 
 // Run is one experiment: one method with one seed.

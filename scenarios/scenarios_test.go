@@ -857,7 +857,7 @@ func TestLoad(t *testing.T) {
 	notFound := []struct{ arg, want string }{
 		{"quikstart", `"quikstart" is neither a scenario file nor a built-in scenario; did you mean "quickstart"? (built-in: `},
 		{filepath.Join(dir, "missing.yaml"), "is neither a scenario file nor a built-in scenario"},
-		{"paper/none", "(built-in: paper/pmnist-iid, paper/pmnist-noniid, quickstart, synthetic"},
+		{"paper/none", "(built-in: fashion-permuted, paper/pmnist-iid, paper/pmnist-noniid, quickstart, rotated-mnist, "},
 		{dir, "is a directory"},
 	}
 	for _, c := range notFound {

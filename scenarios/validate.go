@@ -315,6 +315,12 @@ var fotRules = []struct {
 		}
 		return ""
 	}},
+	{"gpse_samples", func(f FOT) string {
+		if f.GPSESamples < 0 {
+			return fmt.Sprintf("must be 0 (all) or more, got %d", f.GPSESamples)
+		}
+		return ""
+	}},
 }
 
 func plural(n int, word string) string {

@@ -329,7 +329,7 @@ func methodConfig(sc *scenarios.Scenario, m scenarios.Method, hcfg *client.HostC
 	case "fedavg", "central-seq", "central-joint":
 	case "fot", "central-gpm":
 		f := sc.FOTFor(m)
-		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout}
+		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout, Samples: f.GPSESamples}
 		return &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}, nil, nil
 	case "fedprox":
 		hcfg.Method.Mu = float32(m.Float("mu"))

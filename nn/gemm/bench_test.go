@@ -44,12 +44,32 @@ func randSlice(r *rand.Rand, n int) []float32 {
 	return s
 }
 
+// BenchmarkSgemm times every registered backend, and the simd backend at
+// each kernel level below the default one ("simd-avx2", "simd-generic"), on
+// benchShapes. Note that gonum runs large products on GOMAXPROCS
+// goroutines; the other backends use one thread (compare with -cpu 1).
 func BenchmarkSgemm(b *testing.B) {
+	type named struct {
+		name string
+		be   Backend
+	}
+	var bes []named
 	for _, name := range Names() {
 		be, err := Lookup(name)
 		if err != nil {
 			b.Fatal(err)
 		}
+		bes = append(bes, named{name, be})
+	}
+	for _, lv := range SIMDLevels()[1:] {
+		s, err := NewSIMD(lv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bes = append(bes, named{"simd-" + lv, s})
+	}
+	for _, nb := range bes {
+		name, be := nb.name, nb.be
 		for _, s := range benchShapes {
 			b.Run(fmt.Sprintf("%s/%s", name, s.name), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 2))

@@ -22,6 +22,21 @@ type Backend interface {
 	Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 }
 
+// Privater is implemented by backends that can hand out an instance for
+// one goroutine with buffers of its own: faster and allocation-free even
+// across garbage collections, but not safe for concurrent use.
+type Privater interface {
+	Private() Backend
+}
+
+// Private returns b.Private() when b implements Privater, else b itself.
+func Private(b Backend) Backend {
+	if p, ok := b.(Privater); ok {
+		return p.Private()
+	}
+	return b
+}
+
 // ErrUnknown is returned by Lookup for a backend that is not compiled in.
 var ErrUnknown = errors.New("gemm: unknown backend")
 

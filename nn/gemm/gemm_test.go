@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -45,13 +46,14 @@ func backendsUnderTest(t testing.TB) map[string]Backend {
 
 // problem is one Sgemm call with its operands.
 type problem struct {
-	transA, transB   bool
-	m, n, k          int
-	lda, ldb, ldc    int
-	alpha, beta      float32
-	a, b, c          []float32
-	nanC             bool // C starts as NaN (only with beta == 0)
-	padA, padB, padC int
+	transA, transB bool
+	m, n, k        int
+	lda, ldb, ldc  int
+	alpha, beta    float32
+	a, b, c        []float32
+	nanC           bool // C starts as NaN (only with beta == 0)
+
+	want, scale []float64 // reference, computed once by check
 }
 
 func newProblem(r *rand.Rand, tA, tB bool, m, n, k, pad int, alpha, beta float32) *problem {
@@ -125,7 +127,10 @@ func (p *problem) reference() (want, scale []float64) {
 // also checks that the padding columns of C are untouched.
 func (p *problem) check(t *testing.T, be Backend) {
 	t.Helper()
-	want, scale := p.reference()
+	if p.want == nil {
+		p.want, p.scale = p.reference()
+	}
+	want, scale := p.want, p.scale
 	c := append([]float32(nil), p.c...)
 	be.Sgemm(p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
 	tol := relTolPerK * float64(p.k+2)
@@ -159,25 +164,25 @@ func TestSgemmSmallShapes(t *testing.T) {
 		alpha, beta float32
 	}
 	scalings := []ab{{"a1b0", 1, 0}, {"a1b1", 1, 1}, {"a-0.5b0.25", -0.5, 0.25}, {"a2b0", 2, 0}}
-	for name, be := range backendsUnderTest(t) {
-		t.Run(name, func(t *testing.T) {
-			r := rand.New(rand.NewPCG(7, 11))
-			for _, tA := range []bool{false, true} {
-				for _, tB := range []bool{false, true} {
-					for _, m := range dims {
-						for _, n := range dims {
-							for _, k := range dims {
-								s := scalings[(m+n+k)%len(scalings)]
-								pad := (m * n) % 3 * 5 // 0, 5 or 10
-								t.Run(fmt.Sprintf("tA=%v/tB=%v/%dx%dx%d/%s/pad%d", tA, tB, m, n, k, s.name, pad), func(t *testing.T) {
-									newProblem(r, tA, tB, m, n, k, pad, s.alpha, s.beta).check(t, be)
-								})
+	backends := backendsUnderTest(t)
+	r := rand.New(rand.NewPCG(7, 11))
+	for _, tA := range []bool{false, true} {
+		for _, tB := range []bool{false, true} {
+			for _, m := range dims {
+				for _, n := range dims {
+					for _, k := range dims {
+						s := scalings[(m+n+k)%len(scalings)]
+						pad := (m * n) % 3 * 5 // 0, 5 or 10
+						p := newProblem(r, tA, tB, m, n, k, pad, s.alpha, s.beta)
+						t.Run(fmt.Sprintf("tA=%v/tB=%v/%dx%dx%d/%s/pad%d", tA, tB, m, n, k, s.name, pad), func(t *testing.T) {
+							for name, be := range backends {
+								t.Run(name, func(t *testing.T) { p.check(t, be) })
 							}
-						}
+						})
 					}
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -204,13 +209,15 @@ func TestSgemmLargeShapes(t *testing.T) {
 		{"conv-fwd", false, true, 2304, 32, 25, 0, 1, 0},
 		{"square-odd", true, true, 129, 131, 127, 9, 0.75, 0},
 	}
-	for name, be := range backendsUnderTest(t) {
-		for _, tc := range cases {
-			t.Run(name+"/"+tc.name, func(t *testing.T) {
-				r := rand.New(rand.NewPCG(3, uint64(tc.m*tc.n*tc.k)))
-				newProblem(r, tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.pad, tc.alpha, tc.beta).check(t, be)
-			})
-		}
+	backends := backendsUnderTest(t)
+	for _, tc := range cases {
+		r := rand.New(rand.NewPCG(3, uint64(tc.m*tc.n*tc.k)))
+		p := newProblem(r, tc.tA, tc.tB, tc.m, tc.n, tc.k, tc.pad, tc.alpha, tc.beta)
+		t.Run(tc.name, func(t *testing.T) {
+			for name, be := range backends {
+				t.Run(name, func(t *testing.T) { p.check(t, be) })
+			}
+		})
 	}
 }
 
@@ -263,7 +270,10 @@ func TestSgemmPanics(t *testing.T) {
 		{"short-b", 2, 4, 4, 4, 4, 4, s, s[:15], s, panicShortB},
 		{"short-c", 4, 4, 2, 2, 4, 4, s, s, s[:15], panicShortC},
 	}
-	for _, name := range []string{"simd"} {
+	for _, name := range Names() {
+		if name == "gonum" {
+			continue // blas32's own messages
+		}
 		be, err := Lookup(name)
 		if err != nil {
 			t.Fatal(err)
@@ -304,6 +314,9 @@ func TestSgemmZeroAllocs(t *testing.T) {
 					be.Sgemm(p.transA, p.transB, p.m, p.n, p.k, 1, p.a, p.lda, p.b, p.ldb, 1, p.c, p.ldc)
 				}
 				run() // fill the buffer pool
+				if raceEnabled {
+					t.Skip("sync.Pool drops items at random under the race detector")
+				}
 				if got := testing.AllocsPerRun(20, run); got != 0 {
 					t.Errorf("allocs per call = %v, want 0", got)
 				}
@@ -352,5 +365,108 @@ func TestMeasure(t *testing.T) {
 	}
 	if got := Measure(Gonum{}, 0, time.Millisecond); got != 0 {
 		t.Errorf("Measure(gonum, 0, 1ms) = %v, want 0", got)
+	}
+}
+
+// TestSgemmConcurrent shares one backend value between goroutines, as nn's
+// workers do: the packing buffers must not be shared.
+func TestSgemmConcurrent(t *testing.T) {
+	for name, be := range backendsUnderTest(t) {
+		t.Run(name, func(t *testing.T) {
+			const workers = 4
+			probs := make([]*problem, workers)
+			wants := make([][]float32, workers)
+			for w := range probs {
+				r := rand.New(rand.NewPCG(5, uint64(w)))
+				probs[w] = newProblem(r, w%2 == 1, w/2 == 1, 40+w, 50+3*w, 600, w, 1, 0)
+				wants[w] = append([]float32(nil), probs[w].c...)
+				p := probs[w]
+				be.Sgemm(p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, wants[w], p.ldc)
+			}
+			done := make(chan error, workers)
+			for w := range probs {
+				go func() {
+					p := probs[w]
+					for it := 0; it < 20; it++ {
+						c := append([]float32(nil), p.c...)
+						be.Sgemm(p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
+						for i := range c {
+							if math.Float32bits(c[i]) != math.Float32bits(wants[w][i]) {
+								done <- fmt.Errorf("worker %d, iteration %d: c[%d] = %v, want %v", w, it, i, c[i], wants[w][i])
+								return
+							}
+						}
+					}
+					done <- nil
+				}()
+			}
+			for range probs {
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// TestMicro4x4Variants checks both full-tile generic kernels on this
+// machine, whichever one its architecture uses.
+func TestMicro4x4Variants(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 9))
+	const kc, ldc = 37, 6
+	a := randFill(r, 4*kc)
+	b := randFill(r, 4*kc)
+	c0 := randFill(r, 4*ldc)
+	for _, variant := range []struct {
+		name string
+		fn   func(kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC bool)
+	}{{"wide", micro4x4Wide}, {"narrow", micro4x4Narrow}} {
+		t.Run(variant.name, func(t *testing.T) {
+			c := append([]float32(nil), c0...)
+			variant.fn(kc, a, b, c, ldc, 0.5, 2, true)
+			tol := relTolPerK * (kc + 2)
+			for i := 0; i < 4; i++ {
+				for j := 0; j < ldc; j++ {
+					want, scale := float64(c0[i*ldc+j]), 0.0
+					if j < 4 {
+						want, scale = 2*want, math.Abs(2*want)
+						for p := 0; p < kc; p++ {
+							term := 0.5 * float64(a[p*4+i]) * float64(b[p*4+j])
+							want += term
+							scale += math.Abs(term)
+						}
+					}
+					if got := float64(c[i*ldc+j]); math.Abs(got-want) > tol*scale {
+						t.Errorf("c[%d][%d] = %v, want %v", i, j, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A private instance keeps its packing buffers across garbage collections,
+// which empty the shared pool.
+func TestPrivateAllocatesNothingAcrossGC(t *testing.T) {
+	be, err := Lookup("simd")
+	if err != nil {
+		t.Skip(err)
+	}
+	p := Private(be)
+	if p == be {
+		t.Fatal("simd does not hand out private instances")
+	}
+	const m, n, k = 64, 400, 784
+	a, b, c := make([]float32, m*k), make([]float32, n*k), make([]float32, m*n)
+	p.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+	allocs := testing.AllocsPerRun(20, func() {
+		runtime.GC()
+		p.Sgemm(false, true, m, n, k, 1, a, k, b, k, 0, c, n)
+	})
+	if allocs != 0 {
+		t.Errorf("got %v allocations per call after a GC, want 0", allocs)
+	}
+	if Private(Gonum{}) != (Gonum{}) {
+		t.Error("Private of a backend without Privater is not the backend itself")
 	}
 }

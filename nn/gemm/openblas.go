@@ -13,21 +13,17 @@ import (
 	"unsafe"
 )
 
-// OpenBLAS is the backend that calls cblas_sgemm from the system OpenBLAS
-// library through cgo. It exists only in binaries built with -tags openblas.
-// OpenBLAS is limited to one thread on first use, because fotsim already
-// runs one worker per core; the OPENBLAS_CORETYPE environment variable, when
-// set, is honoured by OpenBLAS itself.
+// OpenBLAS is the backend that calls cblas_sgemm of the system OpenBLAS
+// (Debian: libopenblas-dev) through cgo. It exists only in binaries built
+// with -tags openblas. OpenBLAS is limited to one thread on first use,
+// because fotsim already runs one worker per core; OPENBLAS_CORETYPE, when
+// set, is left to OpenBLAS itself.
 type OpenBLAS struct{}
 
-var openblasOnce sync.Once
+// oneThread limits OpenBLAS to one thread, once per process.
+var oneThread = sync.OnceFunc(func() { C.openblas_set_num_threads(1) })
 
-func init() {
-	Register("openblas", func() Backend {
-		openblasOnce.Do(func() { C.openblas_set_num_threads(1) })
-		return OpenBLAS{}
-	})
-}
+func init() { Register("openblas", func() Backend { return OpenBLAS{} }) }
 
 // Name implements Backend.
 func (OpenBLAS) Name() string { return "openblas" }
@@ -42,6 +38,7 @@ func (OpenBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float
 	if m == 0 || n == 0 {
 		return
 	}
+	oneThread()
 	ta, tb := C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans), C.enum_CBLAS_TRANSPOSE(C.CblasNoTrans)
 	if transA {
 		ta = C.CblasTrans

@@ -68,6 +68,18 @@ type SIMD struct {
 	// pack overrides the packing heuristic in tests: packAuto, packAlways
 	// or packNever (as far as the level allows).
 	pack int
+	// own, when set (Private), holds this instance's packing buffers
+	// instead of the shared pool.
+	own *workspace
+}
+
+// Private implements Privater: a copy of s that owns its packing buffers,
+// so that no garbage collection can empty them (a sync.Pool is cleared by
+// every collection). It is not safe for concurrent use.
+func (s *SIMD) Private() Backend {
+	c := *s
+	c.own = new(workspace)
+	return &c
 }
 
 const (
@@ -145,15 +157,6 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	nnb := (n + ncMax - 1) / ncMax
 	nc := ceilTo((n+nnb-1)/nnb, nr)
 
-	ws := wsPool.Get().(*workspace)
-	if need := mc * kc; len(ws.a) < need {
-		ws.a = make([]float32, need)
-	}
-	if need := kc * ceilTo(nc, nr); len(ws.b) < need {
-		ws.b = make([]float32, need)
-	}
-	pa, pb := ws.a, ws.b
-
 	// Packing costs a pass over the operand; the kernels can read A and
 	// non-transposed B in place instead, which on the measured CPU (Zen 4)
 	// is as fast or faster unless the stride makes the rows alias in the
@@ -171,10 +174,23 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		packA, packB = true, true
 	case packNever:
 		packA, packB = !lv.unpackA, transB || !lv.unpackB
-	case 3:
-		packA, packB = true, transB || !lv.unpackB
-	case 4:
-		packA, packB = !lv.unpackA, true
+	}
+
+	// Packing buffers, only for what is packed (with AVX2's unmasked
+	// in-place B reads, a partial last B sliver is packed too).
+	var ws *workspace
+	var pa, pb []float32
+	if packA || packB || !lv.maskB {
+		if ws = s.own; ws == nil {
+			ws = wsPool.Get().(*workspace)
+		}
+		if need := mc * kc; packA && len(ws.a) < need {
+			ws.a = make([]float32, need)
+		}
+		if need := kc * nc; len(ws.b) < need {
+			ws.b = make([]float32, need)
+		}
+		pa, pb = ws.a, ws.b
 	}
 
 	for pc := 0; pc < k; pc += kc {
@@ -235,9 +251,11 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 				}
 				for ir := 0; ir < mb; ir += lv.mr {
 					rows := min(lv.mr, mb-ir)
-					am, ap := kern.APacked, pa[ir*kb:]
+					var am int
+					var ap []float32
 					switch {
 					case packA:
+						am, ap = kern.APacked, pa[ir*kb:]
 					case transA:
 						am, ap = kern.ATrans, a[pc*lda+ic+ir:]
 					default:
@@ -247,9 +265,12 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 					for jr := 0; jr < nb; jr += nr {
 						w := min(nr, nb-jr)
 						nv := (w + lv.vw - 1) / lv.vw
-						bm, bp := kern.BPacked, pb[jr*kb:]
+						var bm int
+						var bp []float32
 						if jr < packedFrom {
 							bm, bp = kern.BRows, b[pc*ldb+jc+jr:]
+						} else {
+							bm, bp = kern.BPacked, pb[jr*kb:]
 						}
 						lv.micro(rows, nv, kb, ap, am, lda, bp, bm, ldb, c[crow+jc+jr:], ldc, alpha, bet, loadC, w)
 					}
@@ -257,7 +278,9 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 			}
 		}
 	}
-	wsPool.Put(ws)
+	if ws != nil && s.own == nil {
+		wsPool.Put(ws)
+	}
 }
 
 // dotWins estimates, in vector-FMA cycles, whether the dot-product kernels

@@ -10,11 +10,13 @@ import (
 	"github.com/fotsim/fotsim/nn/gemm/internal/kern"
 )
 
-// levels lists the kernel levels usable on this CPU, best first. AVX-512
-// needs F (the kernels) and VL; AVX2 needs FMA too.
+// levels lists the kernel levels usable on this CPU, best first. The
+// AVX-512 kernels use AVX512F only (16-bit masks), and the packing routines
+// of both assembly levels AVX2; x/sys/cpu reports a feature only when the
+// OS saves its registers.
 var levels = sync.OnceValue(func() []*level {
 	var ls []*level
-	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+	if cpu.X86.HasAVX512F && cpu.X86.HasAVX2 && cpu.X86.HasFMA {
 		ls = append(ls, avx512Level)
 	}
 	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {

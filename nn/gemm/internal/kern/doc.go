@@ -4,9 +4,9 @@
 // not allow assembly files in a package that uses cgo (the openblas
 // backend).
 //
-// A micro-kernel K512[mr-1][nv-1] (AVX-512, 16 floats per vector) or
-// K256[mr-1][nv-1] (AVX2+FMA, 8 floats per vector) computes, for i < mr and
-// the valid columns j of an nv-vector tile,
+// A micro-kernel K512[amode][bmode][mr-1][nv-1] (AVX-512, 16 floats per
+// vector) or K256[amode][bmode][mr-1][nv-1] (AVX2+FMA, 8 floats per vector)
+// computes, for i < mr and the valid columns j of an nv-vector tile,
 //
 //	acc[i][j] = sum_{p<kc} A(i, p) * B(p, j)
 //	loadC 0:  C[i][j] = alpha*acc[i][j]                (C is not read)
@@ -14,7 +14,7 @@
 //	loadC 2:  C[i][j] = acc[i][j]                      (C is not read)
 //	loadC 3:  C[i][j] = acc[i][j] + C[i][j]
 //
-// where C row i starts at c+i*ldc. The first two table indices select how
+// where C row i starts at c+i*ldc. The two mode indices select how
 // A and B are read (modes.go): A as a packed sliver (MR floats per k step,
 // MR = K512MR or K256MR) or in place with stride lda, either transposed
 // (k x m) or not (m x k); B as a packed sliver (nv*VW floats per k step)
@@ -30,3 +30,5 @@
 //
 // Callers check bounds: the kernels trust their arguments.
 package kern
+
+//go:generate go run asmgen.go

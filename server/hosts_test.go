@@ -1,0 +1,262 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// Tests that run the server against real client.Hosts.
+
+// hostShards gives client c the rows rows[c] of task t's view, on head 0.
+type hostShards struct {
+	views []data.View
+	rows  [][]int32
+}
+
+func (s *hostShards) Shard(task, c int) []client.Segment {
+	return []client.Segment{{View: s.views[task], Rows: s.rows[c]}}
+}
+
+// newHostShards deals clients unequal runs of rows: client c gets 10+2c.
+func newHostShards(tasks, clients int) *hostShards {
+	train, _ := testData(400, 8)
+	s := &hostShards{}
+	for t := 0; t < tasks; t++ {
+		s.views = append(s.views, permutedView(train, uint64(t)))
+	}
+	off := 0
+	for c := 0; c < clients; c++ {
+		n := 10 + 2*c
+		var rows []int32
+		for i := off; i < off+n; i++ {
+			rows = append(rows, int32(i))
+		}
+		s.rows = append(s.rows, rows)
+		off += n
+	}
+	return s
+}
+
+func hostTrainConfig() client.Config {
+	return client.Config{Seed: testSeed, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.05}}
+}
+
+// startHosts starts one Host per range over its own transport and returns
+// a function that waits for them all (after the server's Stop).
+func startHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client.Shards, method client.Method, subj transport.Subjects, ranges [][2]int, trs []client.Transport) func() []error {
+	t.Helper()
+	var hosts []*client.Host
+	for i, r := range ranges {
+		h, err := client.NewHost(client.HostConfig{
+			Subjects: subj, First: r[0], Last: r[1], Workers: 1 + i, Train: hostTrainConfig(), Method: method,
+		}, m, shards, trs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		hosts = append(hosts, h)
+	}
+	return func() []error {
+		var errs []error
+		for _, h := range hosts {
+			done := make(chan error, 1)
+			go func() { done <- h.Wait() }()
+			select {
+			case err := <-done:
+				errs = append(errs, err)
+			case <-time.After(runTimeout):
+				t.Fatal("a host did not stop after the server's Stop")
+			}
+		}
+		return errs
+	}
+}
+
+func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
+	e, err := transport.StartEmbedded()
+	if err != nil {
+		t.Fatalf("StartEmbedded: %v", err)
+	}
+	t.Cleanup(e.Shutdown)
+	conn := func(name string) *transport.Conn {
+		c, err := e.Connect(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		return c
+	}
+	const T, R = 2, 2
+	m := testModel(t, 1)
+	shards := newHostShards(T, 4)
+	subj := transport.SubjectsFor("server-nats-test")
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	wait := startHosts(t, ctx, m, shards, client.Method{Name: "fedavg"}, subj, [][2]int{{0, 2}, {2, 4}},
+		[]client.Transport{conn("host-a"), conn("host-b")})
+
+	cfg := Config{Subjects: subj, Seed: testSeed, Tasks: T, RoundsPerTask: R, Clients: 4, ClientsPerRound: 3,
+		Weighting: aggregator.Samples, ServerLR: 1}
+	s, err := New(cfg, m, testEvaluator(m, T), conn("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := initParams(m, 8)
+	params := slices.Clone(init)
+	rec, err := s.Run(ctx, params)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for i, err := range wait() {
+		if err != nil {
+			t.Errorf("host %d: Wait: got %v, want nil", i, err)
+		}
+	}
+	// Replay with Trainers: each selected client trains from the global
+	// model; the server averages by sample count.
+	want := slices.Clone(init)
+	tr := client.NewTrainer(m, 4)
+	for r := 0; r < T*R; r++ {
+		var deltas [][]float32
+		var ns []int64
+		for _, c := range Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound) {
+			segs := shards.Shard(r/R, int(c))
+			local := slices.Clone(want)
+			tr.Train(local, segs, hostTrainConfig(), nil, int(c), r)
+			d := make([]float32, len(local))
+			for i := range d {
+				d[i] = local[i] - want[i]
+			}
+			deltas = append(deltas, d)
+			ns = append(ns, int64(len(segs[0].Rows)))
+		}
+		want = meanApply(want, deltas, ns, true, 1)
+	}
+	if d := maxAbsDiff(params, want); d > paramTol {
+		t.Errorf("final params: max |got - Trainer replay| = %v, want <= %v", d, paramTol)
+	}
+	if d := maxAbsDiff(params, init); d < 1e-3 {
+		t.Errorf("params moved only %v", d)
+	}
+	if rec.Rounds != T*R || rec.RejectedUpdates != 0 || rec.LateUpdates != 0 || rec.BytesUp <= 0 || rec.BytesDown <= 0 {
+		t.Errorf("record: rounds %d rejected %d late %d up %d down %d, want %d 0 0 >0 >0",
+			rec.Rounds, rec.RejectedUpdates, rec.LateUpdates, rec.BytesUp, rec.BytesDown, T*R)
+	}
+}
+
+func TestFedCurvOwnTermThroughHosts(t *testing.T) {
+	// Every update arrives: each client's penalty is the server's sums
+	// minus exactly its own share.
+	testFedCurvOwnTerm(t, false)
+}
+
+func TestFedCurvOwnTermWhenAnUpdateIsLost(t *testing.T) {
+	t.Skip("BUG: client.Host scales a FedCurv client's own term by 1/len(m.Clients) (host.go, fisher(..., len(m.Clients))) and always records it, but the server (penalty.go endTask) divides by the number of ACCEPTED updates; when an update is lost, late or rejected, every client's U, V keep part of their own term (and a lost client's gets a term subtracted that the server never added, so U can go negative)")
+	// Client 2's update of the Fisher round (round 0) is lost, so the
+	// server's sums use K = 2.
+	testFedCurvOwnTerm(t, true)
+}
+
+// testFedCurvOwnTerm runs FedCurv with one host owning clients 0-2, all
+// selected in every round, one round per task; with lose, client 2's
+// update of the Fisher round never arrives.
+func testFedCurvOwnTerm(t *testing.T, lose bool) {
+	const T, R, lambda = 2, 1, 50
+	m := testModel(t, 1)
+	shards := newHostShards(T, 3)
+	bus := newFakeBus()
+	if lose {
+		bus.drop = func(subject string, msg *transport.Message) bool {
+			return subject == testSubjects.Update && msg.Round == 0 && msg.Client == 2
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	method := client.Method{Name: "fedcurv", Lambda: lambda}
+	wait := startHosts(t, ctx, m, shards, method, testSubjects, [][2]int{{0, 3}}, []client.Transport{bus})
+	cfg := Config{Subjects: testSubjects, Seed: testSeed, Tasks: T, RoundsPerTask: R, Clients: 3, ClientsPerRound: 3,
+		ServerLR: 1, Deadline: 200 * time.Millisecond, Penalty: &PenaltyConfig{Kind: "fedcurv"}}
+	s, err := New(cfg, m, testEvaluator(m, T), bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := initParams(m, 9)
+	if _, err := s.Run(ctx, params); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	wait()
+
+	var round1 *transport.Message
+	ups := map[[2]int32]*transport.Message{}
+	for _, x := range bus.sentOn(testSubjects.Update) {
+		ups[[2]int32{x.msg.Round, x.msg.Client}] = x.msg
+	}
+	for _, x := range bus.sentOn(testSubjects.Round) {
+		if x.msg.Kind == transport.KindRound && x.msg.Round == 1 {
+			round1 = x.msg
+		}
+	}
+	var round0 *transport.Message
+	for _, x := range bus.sentOn(testSubjects.Round) {
+		if x.msg.Kind == transport.KindRound && x.msg.Round == 0 {
+			round0 = x.msg
+		}
+	}
+	u := findTensor(round1.Tensors, client.TensorQuadU).Data
+	v := findTensor(round1.Tensors, client.TensorQuadV).Data
+	g0, g1 := paramsOf(round0), paramsOf(round1)
+	for c := int32(0); c < 3; c++ {
+		// What the client must train with: the server's sums minus exactly
+		// the share of its own term that the server added (1/K with K the
+		// accepted updates; nothing for a lost client).
+		k := float32(3)
+		if lose {
+			k = 2
+		}
+		uc, vc := slices.Clone(u), slices.Clone(v)
+		if !lose || c != 2 {
+			up := ups[[2]int32{0, c}]
+			f := findTensor(up.Tensors, client.TensorFisher).Data
+			d := findTensor(up.Tensors, client.TensorDelta).Data
+			for i := range uc {
+				uc[i] -= f[i] / k
+				vc[i] -= f[i] * (g0[i] + d[i]) / k
+			}
+		}
+		local := slices.Clone(g1)
+		client.NewTrainer(m, 4).Train(local, shards.Shard(1, int(c)), hostTrainConfig(),
+			&client.Extras{Lambda: lambda, U: uc, V: vc}, int(c), 1)
+		got := findTensor(ups[[2]int32{1, c}].Tensors, client.TensorDelta).Data
+		plain := slices.Clone(g1)
+		client.NewTrainer(m, 4).Train(plain, shards.Shard(1, int(c)), hostTrainConfig(),
+			&client.Extras{Lambda: lambda, U: u, V: v}, int(c), 1)
+		if !lose || c != 2 {
+			if d := maxAbsDiff(plain, local); d < 1e-4 {
+				t.Errorf("client %d: removing the own term moves the model by only %v; the test cannot see it", c, d)
+			}
+		}
+		for i := range got {
+			if w := local[i] - g1[i]; abs32(got[i]-w) > 1e-5 {
+				t.Errorf("client %d: delta[%d] = %v, want %v (own term removed with the server's weight)", c, i, got[i], w)
+				break
+			}
+		}
+	}
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
