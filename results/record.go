@@ -80,9 +80,10 @@ type Curve struct {
 type TaskDetail struct {
 	Task              int                `json:"task"`
 	Rounds            int                `json:"rounds"`
-	TrainLoss         float64            `json:"train_loss"` // mean client training loss in the task's last round
-	BasisDims         map[string]int     `json:"basis_dims,omitempty"`
-	ProjectedFraction map[string]float64 `json:"projected_fraction,omitempty"`
+	TrainLoss         float64            `json:"train_loss"` // mean training loss of the task's client updates
+	BasisDims         map[string]int     `json:"basis_dims,omitempty"`         // FOT: basis dimension k per projected layer after the task
+	ProjectedFraction map[string]float64 `json:"projected_fraction,omitempty"` // FOT: mean over the task's rounds of ||D U U^T|| / ||D||
+	BasisCapacity     map[string]int     `json:"basis_capacity,omitempty"`     // FOT: d_in per projected layer (a full basis has k = d_in)
 }
 
 // FillMetrics sets ACC, FGT, BWT and MaxFGT from AccMatrix.
@@ -249,11 +250,12 @@ type taskDetailJSON struct {
 	TrainLoss         jfloat            `json:"train_loss"`
 	BasisDims         map[string]int    `json:"basis_dims,omitempty"`
 	ProjectedFraction map[string]jfloat `json:"projected_fraction,omitempty"`
+	BasisCapacity     map[string]int    `json:"basis_capacity,omitempty"`
 }
 
 // MarshalJSON writes NaN values as null and map keys sorted.
 func (d TaskDetail) MarshalJSON() ([]byte, error) {
-	w := taskDetailJSON{Task: d.Task, Rounds: d.Rounds, TrainLoss: jfloat(d.TrainLoss), BasisDims: d.BasisDims}
+	w := taskDetailJSON{Task: d.Task, Rounds: d.Rounds, TrainLoss: jfloat(d.TrainLoss), BasisDims: d.BasisDims, BasisCapacity: d.BasisCapacity}
 	if len(d.ProjectedFraction) > 0 {
 		w.ProjectedFraction = make(map[string]jfloat, len(d.ProjectedFraction))
 		for k, v := range d.ProjectedFraction {
@@ -269,7 +271,7 @@ func (d *TaskDetail) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*d = TaskDetail{Task: w.Task, Rounds: w.Rounds, TrainLoss: float64(w.TrainLoss), BasisDims: w.BasisDims}
+	*d = TaskDetail{Task: w.Task, Rounds: w.Rounds, TrainLoss: float64(w.TrainLoss), BasisDims: w.BasisDims, BasisCapacity: w.BasisCapacity}
 	if len(w.ProjectedFraction) > 0 {
 		d.ProjectedFraction = make(map[string]float64, len(w.ProjectedFraction))
 		for k, v := range w.ProjectedFraction {

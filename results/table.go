@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/olekukonko/tablewriter"
@@ -212,4 +213,57 @@ func humanSeconds(s float64) string {
 		t := int64(math.Round(s / 60))
 		return fmt.Sprintf("%dh%02dm", t/60, t%60)
 	}
+}
+
+// SubspaceTable writes FOT's per-task subspace report: for every projected
+// layer, the basis dimension after the task over its capacity d_in, and the
+// mean share of the aggregated update the projection removed during the
+// task (||D U U^T||_F / ||D||_F; "-" in task 0, which is not projected). A
+// layer whose basis reaches its capacity can no longer learn anything new
+// in the directions of its inputs. It writes nothing when the record has no
+// subspace details.
+func SubspaceTable(w io.Writer, rec *Record) error {
+	var layers []string
+	for _, d := range rec.TasksDetail {
+		for l := range d.BasisDims {
+			if !slices.Contains(layers, l) {
+				layers = append(layers, l)
+			}
+		}
+	}
+	if len(layers) == 0 {
+		return nil
+	}
+	slices.Sort(layers)
+	t := NewTable(w)
+	header := []string{"task"}
+	for _, l := range layers {
+		header = append(header, l+" k/d_in", l+" removed")
+	}
+	t.Header(header)
+	for _, d := range rec.TasksDetail {
+		row := []string{fmt.Sprintf("T%d", d.Task)}
+		for _, l := range layers {
+			k, cap := d.BasisDims[l], d.BasisCapacity[l]
+			dims := fmt.Sprintf("%d", k)
+			if cap > 0 {
+				dims = fmt.Sprintf("%d/%d", k, cap)
+				if k == cap {
+					dims += " full"
+				}
+			}
+			removed := "-"
+			if f, ok := d.ProjectedFraction[l]; ok && d.Task > 0 {
+				removed = fmt.Sprintf("%.1f%%", 100*f)
+			}
+			row = append(row, dims, removed)
+		}
+		if err := t.Append(row); err != nil {
+			return fmt.Errorf("results: subspace table: %w", err)
+		}
+	}
+	if err := t.Render(); err != nil {
+		return fmt.Errorf("results: subspace table: %w", err)
+	}
+	return nil
 }

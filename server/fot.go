@@ -126,6 +126,7 @@ func (f *fotState) endTask(got []*transport.Message, _, _ []float32, t int, deta
 	}
 	detail.BasisDims = map[string]int{}
 	detail.ProjectedFraction = map[string]float64{}
+	detail.BasisCapacity = map[string]int{}
 	for i, l := range f.layers {
 		y := f.ysum[i]
 		if len(f.acc) < len(y) {
@@ -147,6 +148,7 @@ func (f *fotState) endTask(got []*transport.Message, _, _ []float32, t int, deta
 			return fmt.Errorf("layer %s: %w", l.Name, err)
 		}
 		detail.BasisDims[l.Name] = f.bases[i].K()
+		detail.BasisCapacity[l.Name] = f.bases[i].Dim()
 		if f.rounds > 0 {
 			detail.ProjectedFraction[l.Name] = f.removed[i] / float64(f.rounds)
 		} else {

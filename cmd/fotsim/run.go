@@ -80,6 +80,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err := results.AccuracyTable(stdout, rec); err != nil {
 			return err
 		}
+		if len(rec.TasksDetail) > 0 && len(rec.TasksDetail[0].BasisDims) > 0 {
+			fmt.Fprintf(stdout, "Subspaces of %s, seed %d: basis dimension after each task, share of the aggregated update removed by the projection\n", rec.MethodLabel, rec.Seed)
+			if err := results.SubspaceTable(stdout, rec); err != nil {
+				return err
+			}
+		}
 		if !*quiet {
 			fmt.Fprintf(stdout, "record: %s\n", filepath.Join(dir, results.RecordFile))
 		}
