@@ -80,7 +80,7 @@ type Curve struct {
 type TaskDetail struct {
 	Task              int                `json:"task"`
 	Rounds            int                `json:"rounds"`
-	TrainLoss         float64            `json:"train_loss"` // mean training loss of the task's client updates
+	TrainLoss         float64            `json:"train_loss"`                   // mean training loss of the task's client updates
 	BasisDims         map[string]int     `json:"basis_dims,omitempty"`         // FOT: basis dimension k per projected layer after the task
 	ProjectedFraction map[string]float64 `json:"projected_fraction,omitempty"` // FOT: mean over the task's rounds of ||D U U^T|| / ||D||
 	BasisCapacity     map[string]int     `json:"basis_capacity,omitempty"`     // FOT: d_in per projected layer (a full basis has k = d_in)
