@@ -36,6 +36,10 @@ const (
 	TensorFisher       = "fisher" // update: diagonal Fisher of the local model
 	TensorQuadU        = "quad/u" // round: quadratic penalty weights U (EWC, FedCurv)
 	TensorQuadV        = "quad/v" // round: quadratic penalty centre term V
+	// TensorCurvAccepted lists (as float32 ids) the clients whose Fisher
+	// the server added to FedCurv's sums at the end of the last task; the
+	// sums are means over them.
+	TensorCurvAccepted = "curv/accepted"
 )
 
 // Transport is what a Host needs from the messaging layer.
@@ -98,8 +102,9 @@ type Host struct {
 	teacher     []float32 // flwf: the global model at the start of the current task
 	teacherTask int
 
-	ownMu sync.Mutex
-	own   map[int]*curvTerm // fedcurv: each client's own accumulated term
+	ownMu   sync.Mutex
+	own     map[int]*curvTerm // fedcurv: each client's own accumulated term
+	pending map[int]*curvTerm // fedcurv: F and F*w of the last Fisher round, unscaled
 }
 
 // curvTerm is one client's share of FedCurv's U and V sums.
@@ -206,6 +211,9 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, TensorParams, h.model.NumParams())
 		return nil
 	}
+	if t := findTensor(m.Tensors, TensorCurvAccepted); t != nil {
+		h.commitCurv(t.Data)
+	}
 	if h.cfg.Method.Name == "flwf" && int(m.Task) > h.teacherTask {
 		// The first broadcast of a task is the model that ended the last one.
 		h.teacher = append(h.teacher[:0], global.Data...)
@@ -284,7 +292,7 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(wk.delta), Data: wk.delta}),
 	}
 	if m.Flags&FlagFisher != 0 {
-		h.fisher(wk, segs, c, round, len(m.Clients))
+		h.fisher(wk, segs, c, round)
 	}
 	if m.Flags&FlagSketch != 0 {
 		if err := h.sketch(wk, m, segs, c); err != nil {
@@ -337,10 +345,10 @@ func (h *Host) extras(wk *worker, m *transport.Message, global []float32, c int)
 	return ex, nil
 }
 
-// fisher computes the client's diagonal Fisher on its current-task data,
-// adds it to the update, and for FedCurv remembers the client's own share
-// of the server's sums (F/K and F*w/K for K clients in the round).
-func (h *Host) fisher(wk *worker, segs []Segment, c, round, k int) {
+// fisher computes the client's diagonal Fisher on its current-task data
+// and adds it to the update. For FedCurv it also keeps the client's F and
+// F*w (w its local model) until the server says whether it used them.
+func (h *Host) fisher(wk *worker, segs []Segment, c, round int) {
 	if len(wk.fisher) != len(wk.local) {
 		wk.fisher = make([]float32, len(wk.local))
 	}
@@ -350,21 +358,50 @@ func (h *Host) fisher(wk *worker, segs []Segment, c, round, k int) {
 	if h.cfg.Method.Name != "fedcurv" {
 		return
 	}
+	t := &curvTerm{u: append([]float32(nil), wk.fisher...), v: make([]float32, len(wk.local))}
+	for i, f := range wk.fisher {
+		t.v[i] = f * wk.local[i]
+	}
 	h.ownMu.Lock()
 	defer h.ownMu.Unlock()
+	if h.pending == nil {
+		h.pending = map[int]*curvTerm{}
+	}
+	h.pending[c] = t
+}
+
+// commitCurv adds to each accepted client's own FedCurv term its pending
+// F and F*w scaled by 1/K, K = the number of accepted clients, exactly as
+// the server added them to its sums; terms of clients the server did not
+// accept are dropped.
+func (h *Host) commitCurv(ids []float32) {
+	h.ownMu.Lock()
+	defer h.ownMu.Unlock()
+	if len(ids) == 0 || len(h.pending) == 0 {
+		clear(h.pending)
+		return
+	}
 	if h.own == nil {
 		h.own = map[int]*curvTerm{}
 	}
-	t := h.own[c]
-	if t == nil {
-		t = &curvTerm{u: make([]float32, len(wk.local)), v: make([]float32, len(wk.local))}
-		h.own[c] = t
+	inv := 1 / float32(len(ids))
+	for _, id := range ids {
+		c := int(id)
+		p := h.pending[c]
+		if p == nil {
+			continue
+		}
+		o := h.own[c]
+		if o == nil {
+			o = &curvTerm{u: make([]float32, len(p.u)), v: make([]float32, len(p.v))}
+			h.own[c] = o
+		}
+		for i := range p.u {
+			o.u[i] += p.u[i] * inv
+			o.v[i] += p.v[i] * inv
+		}
 	}
-	inv := 1 / float32(k)
-	for i, f := range wk.fisher {
-		t.u[i] += f * inv
-		t.v[i] += f * wk.local[i] * inv
-	}
+	clear(h.pending)
 }
 
 func findTensor(ts []transport.Tensor, name string) *transport.Tensor {

@@ -223,6 +223,8 @@ func TestHostFedCurvExcludesOwnTerm(t *testing.T) {
 	quad := []transport.Tensor{
 		{Name: TensorQuadU, Rows: 1, Cols: np, Data: u},
 		{Name: TensorQuadV, Rows: 1, Cols: np, Data: v},
+		// The server accepted both Fisher terms (K = 2).
+		{Name: TensorCurvAccepted, Rows: 1, Cols: 2, Data: []float32{0, 1}},
 	}
 	rh.send(t, roundMsg(1, 1, []int32{0, 2}, g1, 0, quad...))
 	rh.stop(t)

@@ -64,6 +64,7 @@ type Trainer struct {
 	model   *nn.Model
 	ws      *nn.Workspace
 	batch   int
+	classes int // outputs of one head
 	grad    []float32
 	vel     []float32
 	x       []float32
@@ -86,18 +87,19 @@ func NewTrainer(m *nn.Model, batch int) *Trainer {
 	src, dsrc := rand.NewPCG(0, 0), rand.NewPCG(0, 0)
 	c := m.Spec().Classes
 	return &Trainer{
-		model: m,
-		ws:    m.NewWorkspace(batch),
-		batch: batch,
-		grad:  make([]float32, m.NumParams()),
-		x:     make([]float32, batch*m.InputSize()),
-		y:     make([]int32, batch),
-		tlog:  make([]float32, batch*c),
-		dlog:  make([]float32, batch*c),
-		src:   src,
-		r:     rand.New(src),
-		dsrc:  dsrc,
-		dr:    rand.New(dsrc),
+		model:   m,
+		ws:      m.NewWorkspace(batch),
+		batch:   batch,
+		classes: c,
+		grad:    make([]float32, m.NumParams()),
+		x:       make([]float32, batch*m.InputSize()),
+		y:       make([]int32, batch),
+		tlog:    make([]float32, batch*c),
+		dlog:    make([]float32, batch*c),
+		src:     src,
+		r:       rand.New(src),
+		dsrc:    dsrc,
+		dr:      rand.New(dsrc),
 	}
 }
 
@@ -196,7 +198,7 @@ func (ex *Extras) addPenalties(grad, w []float32) {
 // per sample; both terms are averaged over the batch. It returns the
 // cross-entropy part of the loss.
 func (t *Trainer) distillStep(params, x []float32, y []int32, n, head int, ex *Extras) float32 {
-	c := t.model.Spec().Classes
+	c := t.classes
 	copy(t.tlog[:n*c], t.ws.Forward(ex.Teacher, x, n, head, false, nil))
 	z := t.ws.Forward(params, x, n, head, true, t.dr)
 	loss := DistillGrad(t.dlog[:n*c], z[:n*c], t.tlog[:n*c], y, n, c, ex.Alpha, ex.Temp)
@@ -264,7 +266,7 @@ func (t *Trainer) Fisher(dst, params []float32, s Segment, limit int, seed uint6
 	copy(o, s.Rows)
 	rng.Reseed(t.src, seed, "fisher", client, round)
 	t.r.Shuffle(len(o), func(i, j int) { o[i], o[j] = o[j], o[i] })
-	in, c := t.model.InputSize(), t.model.Spec().Classes
+	in, c := t.model.InputSize(), t.classes
 	for i := 0; i < n; i++ {
 		x, y := t.x[:in], t.y[:1]
 		s.View.Gather(x, y, o[i:i+1])

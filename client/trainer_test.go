@@ -629,3 +629,56 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestTrainAllocatesNothingWhenWarm(t *testing.T) {
+	m := testModel(t, 2, true)
+	d := testDataset(t, 60, 1)
+	segs := []Segment{
+		{View: data.View{Base: d}, Rows: rowRange(0, 23), Head: 0},
+		{View: permutedView(d, 1), Rows: rowRange(23, 40), Head: 1},
+	}
+	other := initParams(m, 2)
+	ones := make([]float32, len(other))
+	for i := range ones {
+		ones[i] = 1
+	}
+	tests := []struct {
+		name string
+		ex   *Extras
+		bug  string
+	}{
+		{"plain", nil, ""},
+		{"fedprox", &Extras{Mu: 0.1, Global: other}, ""},
+		{"quadratic", &Extras{Lambda: 0.1, U: ones, V: other}, ""},
+		{"distill", &Extras{Teacher: other, Alpha: 1, Temp: 2}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.bug != "" {
+				t.Skip(tc.bug)
+			}
+			cfg := testTrainConfig()
+			tr := NewTrainer(m, cfg.BatchSize)
+			p := initParams(m, 1)
+			tr.Train(p, segs, cfg, tc.ex, 0, 0) // warm-up: sizes the buffers
+			if a := testing.AllocsPerRun(5, func() { tr.Train(p, segs, cfg, tc.ex, 0, 1) }); a != 0 {
+				t.Errorf("Train: got %v allocations per call, want 0", a)
+			}
+		})
+	}
+}
+
+func BenchmarkTrain(b *testing.B) {
+	m := testModel(b, 1, true)
+	d := testDataset(b, 512, 1)
+	segs := []Segment{{View: data.View{Base: d}, Rows: rowRange(0, 512)}}
+	cfg := Config{Seed: 1, Epochs: 1, BatchSize: 32, SGD: nn.SGD{LR: 0.01}}
+	tr := NewTrainer(m, cfg.BatchSize)
+	p := initParams(m, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		tr.Train(p, segs, cfg, nil, 0, i)
+	}
+	b.ReportMetric(float64(b.N*len(segs[0].Rows))/b.Elapsed().Seconds(), "samples/s")
+}

@@ -36,11 +36,12 @@ func (c PenaltyConfig) Validate() error {
 // The FedCurv sums are means over the K clients of the task's last round,
 // so lambda has the same scale as EWC's.
 type penaltyState struct {
-	kind   string
-	u, v   []float32
-	u64    []float64
-	v64    []float64
-	active bool
+	kind     string
+	accepted []float32 // fedcurv: clients of the last endTask, announced once
+	u, v     []float32
+	u64      []float64
+	v64      []float64
+	active   bool
 }
 
 func newPenaltyState(c PenaltyConfig, n int) *penaltyState {
@@ -57,6 +58,12 @@ func (p *penaltyState) flags(task int, last bool) uint32 {
 func (p *penaltyState) broadcast(ts []transport.Tensor, task int, last bool) []transport.Tensor {
 	if !p.active {
 		return ts
+	}
+	if p.accepted != nil {
+		// Tell the hosts which clients' terms are in the sums, so that each
+		// can leave out exactly its own (FedCurv).
+		ts = append(ts, transport.Tensor{Name: client.TensorCurvAccepted, Rows: 1, Cols: len(p.accepted), Data: p.accepted})
+		p.accepted = nil
 	}
 	return append(ts,
 		transport.Tensor{Name: client.TensorQuadU, Rows: 1, Cols: len(p.u), Data: p.u},
@@ -100,6 +107,7 @@ func (p *penaltyState) endTask(got []*transport.Message, before, after []float32
 				p.v64[i] += w * float64(after[i])
 			}
 		case "fedcurv":
+			p.accepted = append(p.accepted, float32(m.Client))
 			c := 1 / float64(len(got))
 			d := findTensor(m.Tensors, client.TensorDelta).Data
 			for i, v := range f {

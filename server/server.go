@@ -98,14 +98,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: clients %d < 1", ErrConfig, c.Clients)
 	case c.ClientsPerRound < 1 || c.ClientsPerRound > c.Clients:
 		return fmt.Errorf("%w: clients per round %d not in [1, %d]", ErrConfig, c.ClientsPerRound, c.Clients)
-	case c.ServerLR == 0:
-		return fmt.Errorf("%w: server learning rate is 0", ErrConfig)
+	case c.ServerLR == 0 || math.IsNaN(float64(c.ServerLR)) || math.IsInf(float64(c.ServerLR), 0):
+		return fmt.Errorf("%w: server learning rate %v (want a finite, non-zero rate)", ErrConfig, c.ServerLR)
 	}
 	if c.FOT != nil && c.Penalty != nil {
 		return fmt.Errorf("%w: FOT and a Fisher penalty together", ErrConfig)
 	}
 	if c.FOT != nil {
-		return c.FOT.Validate()
+		if err := c.FOT.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
 	}
 	if c.Penalty != nil {
 		return c.Penalty.Validate()
