@@ -138,7 +138,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.RoundSplit = splitOf(fedavg, cfg.Workers, func(r server.RoundTiming) bool { return true })
+	res.RoundSplit = SplitOf(fedavg, cfg.Workers, func(r server.RoundTiming) bool { return true })
 	res.RoundSeconds, res.RoundOverheadFraction = res.RoundSplit.Total(), res.RoundSplit.Overhead()
 	fot, err := roundTiming(ctx, cfg, "fot", 2)
 	if err != nil {
@@ -146,9 +146,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	}
 	// A FOT round proper: a projected round of a later task. The GPSE
 	// rounds (one per task) are reported apart.
-	res.FOTRoundSplit = splitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last })
+	res.FOTRoundSplit = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last })
 	res.FOTRoundSeconds, res.FOTRoundOverheadFraction = res.FOTRoundSplit.Total(), res.FOTRoundSplit.Overhead()
-	res.GPSERoundSeconds = splitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Last }).Total()
+	res.GPSERoundSeconds = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Last }).Total()
 	return res, nil
 }
 
@@ -292,9 +292,10 @@ eval: {every: 0}
 	return t, nil
 }
 
-// splitOf averages the split of the rounds that keep selects; evaluation
-// time is spread over all rounds.
-func splitOf(t server.Timing, workers int, keep func(server.RoundTiming) bool) RoundSplit {
+// SplitOf averages the split of the rounds that keep selects, for hosts
+// training with the given number of workers; evaluation time is spread over
+// all rounds.
+func SplitOf(t server.Timing, workers int, keep func(server.RoundTiming) bool) RoundSplit {
 	var s RoundSplit
 	n := 0
 	for _, r := range t.Rounds {

@@ -12,6 +12,7 @@ import (
 	"github.com/fotsim/fotsim/nn/gemm"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/server"
 	"github.com/fotsim/fotsim/sim"
 )
 
@@ -33,6 +34,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	quiet := fs.Bool("quiet", false, "print the tables only")
 	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available)")
 	verbose := fs.Bool("v", false, "log every rejected or late message to stderr")
+	timing := fs.Bool("timing", false, "print each run's round time split and the process's peak memory")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, errHelp) {
 			return nil
@@ -68,6 +70,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if *verbose {
 			opts.Log = stderr
 		}
+		var tm server.Timing
+		if *timing {
+			opts.Timing = &tm
+		}
 		rec, err := env.Run(ctx, sc, r, opts)
 		if err != nil {
 			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
@@ -76,6 +82,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, r.Method.Label(), r.Seed, err)
 		}
 		recs = append(recs, rec)
+		if *timing {
+			printTiming(stdout, rec, tm, sc.Train.Workers)
+		}
 		fmt.Fprintf(stdout, "\nAccuracy (%%) of %s, seed %d: row = after task i, column = task j\n", rec.MethodLabel, rec.Seed)
 		if err := results.AccuracyTable(stdout, rec); err != nil {
 			return err
@@ -101,6 +110,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 	return nil
+}
+
+// printTiming prints the mean round time split of a run and the peak
+// resident memory of the process so far.
+func printTiming(w io.Writer, rec *results.Record, tm server.Timing, workers int) {
+	s := sim.SplitOf(tm, max(workers, 1), func(server.RoundTiming) bool { return true })
+	fmt.Fprintf(w, "timing of %s, seed %d: %d rounds, %.3fs per round: train %.3fs, messaging %.3fs, aggregation+projection %.3fs, eval %.3fs (overhead %.1f%%); peak RSS %s\n",
+		rec.MethodLabel, rec.Seed, len(tm.Rounds), s.Total(), s.Train, s.Messaging, s.Aggregation, s.Eval, 100*s.Overhead(), results.HumanBytes(peakRSS()))
 }
 
 // selectBackend makes name the active matrix backend ("" keeps the default).
