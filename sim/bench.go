@@ -178,6 +178,9 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 		opt.Step(params, grad, nil)
 	}
 	step()
+	// Count with one P, as testing.AllocsPerRun does, so that the
+	// runtime's own goroutines do not add to the step's count.
+	prev := runtime.GOMAXPROCS(1)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	const allocSteps = 200
@@ -186,6 +189,7 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 	}
 	runtime.ReadMemStats(&after)
 	allocs = float64(after.Mallocs-before.Mallocs) / allocSteps
+	runtime.GOMAXPROCS(prev)
 	steps := 0
 	start := time.Now()
 	for time.Since(start) < dur {
