@@ -181,6 +181,7 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 	// Count with one P, as testing.AllocsPerRun does, so that the
 	// runtime's own goroutines do not add to the step's count.
 	prev := runtime.GOMAXPROCS(1)
+	step() // warm-up: a new P count makes the runtime reallocate per-P state
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	const allocSteps = 200
