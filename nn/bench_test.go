@@ -7,31 +7,6 @@ import (
 	"github.com/fotsim/fotsim/nn/gemm"
 )
 
-// trainFLOPs counts the multiply-adds of the matrix products of one
-// training step, 2*m*n*k per product: forward and weight gradient for every
-// layer, input gradient for every layer but the first.
-func trainFLOPs(m *Model, batch int) float64 {
-	var f float64
-	first := true
-	layer := func(rows, dout, din int) {
-		p := 2 * float64(rows) * float64(dout) * float64(din)
-		f += 2 * p
-		if !first {
-			f += p
-		}
-		first = false
-	}
-	for _, l := range m.convs {
-		layer(batch*l.outH*l.outW, l.outC, l.din())
-	}
-	for _, l := range m.hidden {
-		layer(batch, l.dout, l.din)
-	}
-	h := m.heads[0]
-	layer(batch, h.dout, h.din)
-	return f
-}
-
 // benchTrainStep times LossGrad + SGD.Step at the given batch, once per
 // compiled-in backend.
 func benchTrainStep(b *testing.B, spec Spec, batch int) {
@@ -47,7 +22,7 @@ func benchTrainStep(b *testing.B, spec Spec, batch int) {
 	grad := make([]float32, m.NumParams())
 	vel := make([]float32, m.NumParams())
 	opt := SGD{LR: 0.01, WeightDecay: 1e-5, Momentum: 0.9}
-	flops := trainFLOPs(m, batch)
+	flops := m.TrainFLOPs(batch)
 	for _, name := range gemm.Names() {
 		be, _ := gemm.Lookup(name)
 		b.Run(name, func(b *testing.B) {
