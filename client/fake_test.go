@@ -14,80 +14,13 @@ import (
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
-// fakeBus is an in-memory Transport. Publish encodes the message with the
-// real codec and hands every subscriber its own decoded copy, synchronously
-// (the caller's buffers may be reused as soon as Publish returns, as with
-// transport.Conn). Each subscription's callback runs one call at a time.
-type fakeBus struct {
-	mu   sync.Mutex
-	subs map[string][]*fakeSub
-}
+// fakeBus is the in-memory transport of package transporttest.
+type fakeBus = transporttest.Bus
 
-type fakeSub struct {
-	mu   sync.Mutex
-	fn   func(*transport.Message, error)
-	dead bool
-}
-
-func newFakeBus() *fakeBus { return &fakeBus{subs: map[string][]*fakeSub{}} }
-
-func (b *fakeBus) Publish(subject string, m *transport.Message) (int, error) {
-	buf, err := m.AppendBinary(nil)
-	if err != nil {
-		return 0, err
-	}
-	b.mu.Lock()
-	subs := slices.Clone(b.subs[subject])
-	b.mu.Unlock()
-	for _, s := range subs {
-		c := new(transport.Message)
-		derr := transport.Decode(buf, c)
-		if derr != nil {
-			c = nil
-		}
-		s.deliver(c, derr)
-	}
-	return len(buf), nil
-}
-
-// inject delivers (nil, err) to every subscriber of subject, as a
-// transport does for a message it could not decode.
-func (b *fakeBus) inject(subject string, err error) {
-	b.mu.Lock()
-	subs := slices.Clone(b.subs[subject])
-	b.mu.Unlock()
-	for _, s := range subs {
-		s.deliver(nil, err)
-	}
-}
-
-func (s *fakeSub) deliver(m *transport.Message, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dead {
-		s.fn(m, err)
-	}
-}
-
-func (b *fakeBus) Subscribe(subject string, fn func(*transport.Message, error)) (func() error, error) {
-	s := &fakeSub{fn: fn}
-	b.mu.Lock()
-	b.subs[subject] = append(b.subs[subject], s)
-	b.mu.Unlock()
-	return func() error {
-		b.mu.Lock()
-		b.subs[subject] = slices.DeleteFunc(b.subs[subject], func(x *fakeSub) bool { return x == s })
-		b.mu.Unlock()
-		s.mu.Lock()
-		s.dead = true
-		s.mu.Unlock()
-		return nil
-	}, nil
-}
-
-func (b *fakeBus) Flush() error { return nil }
+func newFakeBus() *fakeBus { return transporttest.NewBus() }
 
 // recorder collects the messages published on one subject.
 type recorder struct {

@@ -130,7 +130,7 @@ func TestHostSkipsBadMessages(t *testing.T) {
 	noParams := roundMsg(1, 0, []int32{0, 1}, global, 0)
 	noParams.Tensors[0].Name = "weights" // no params tensor at all
 	rh.send(t, noParams)
-	rh.bus.inject(testSubjects.Round, errInjected)                                            // undecodable
+	rh.bus.Inject(testSubjects.Round, errInjected)                                            // undecodable
 	rh.send(t, &transport.Message{Kind: transport.KindUpdate, Round: 2, Clients: []int32{0}}) // wrong kind
 	rh.send(t, roundMsg(3, 0, []int32{2}, global, 0))                                         // still serving
 	rh.stop(t)

@@ -14,111 +14,13 @@ import (
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
-// fakeBus is an in-memory Transport. Publish encodes the message with the
-// real codec, logs it, and hands every subscriber its own decoded copy,
-// synchronously, so the publisher's buffers may be reused as soon as
-// Publish returns (as with transport.Conn). A subscription's callback runs
-// one call at a time. drop, when set, discards a message before delivery
-// (it is still logged and counted as sent).
-type fakeBus struct {
-	mu   sync.Mutex
-	subs map[string][]*fakeSub
-	log  []sent
-	drop func(subject string, m *transport.Message) bool
-}
+// fakeBus is the in-memory transport of package transporttest.
+type fakeBus = transporttest.Bus
 
-// sent is one published message: its subject, encoded size and content.
-type sent struct {
-	subject string
-	size    int
-	msg     *transport.Message
-}
-
-type fakeSub struct {
-	mu   sync.Mutex
-	fn   func(*transport.Message, error)
-	dead bool
-}
-
-func newFakeBus() *fakeBus { return &fakeBus{subs: map[string][]*fakeSub{}} }
-
-func (b *fakeBus) Publish(subject string, m *transport.Message) (int, error) {
-	buf, err := m.AppendBinary(nil)
-	if err != nil {
-		return 0, err
-	}
-	logged := new(transport.Message)
-	if err := transport.Decode(buf, logged); err != nil {
-		return 0, err
-	}
-	b.mu.Lock()
-	b.log = append(b.log, sent{subject, len(buf), logged})
-	subs := slices.Clone(b.subs[subject])
-	drop := b.drop
-	b.mu.Unlock()
-	if drop != nil && drop(subject, logged) {
-		return len(buf), nil
-	}
-	for _, s := range subs {
-		c := new(transport.Message)
-		if err := transport.Decode(buf, c); err != nil {
-			return 0, err
-		}
-		s.deliver(c, nil)
-	}
-	return len(buf), nil
-}
-
-// inject delivers (nil, err) to every subscriber of subject, as a
-// transport does for a message it could not decode.
-func (b *fakeBus) inject(subject string, err error) {
-	b.mu.Lock()
-	subs := slices.Clone(b.subs[subject])
-	b.mu.Unlock()
-	for _, s := range subs {
-		s.deliver(nil, err)
-	}
-}
-
-func (s *fakeSub) deliver(m *transport.Message, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.dead {
-		s.fn(m, err)
-	}
-}
-
-func (b *fakeBus) Subscribe(subject string, fn func(*transport.Message, error)) (func() error, error) {
-	s := &fakeSub{fn: fn}
-	b.mu.Lock()
-	b.subs[subject] = append(b.subs[subject], s)
-	b.mu.Unlock()
-	return func() error {
-		b.mu.Lock()
-		b.subs[subject] = slices.DeleteFunc(b.subs[subject], func(x *fakeSub) bool { return x == s })
-		b.mu.Unlock()
-		s.mu.Lock()
-		s.dead = true
-		s.mu.Unlock()
-		return nil
-	}, nil
-}
-
-func (b *fakeBus) Flush() error { return nil }
-
-func (b *fakeBus) sentOn(subject string) []sent {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []sent
-	for _, s := range b.log {
-		if s.subject == subject {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func newFakeBus() *fakeBus { return transporttest.NewBus() }
 
 var errInjected = errors.New("fake: undecodable message")
 

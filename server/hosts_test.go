@@ -176,7 +176,7 @@ func testFedCurvOwnTerm(t *testing.T, lose bool) {
 	shards := newHostShards(T, 3)
 	bus := newFakeBus()
 	if lose {
-		bus.drop = func(subject string, msg *transport.Message) bool {
+		bus.Drop = func(subject string, msg *transport.Message) bool {
 			return subject == testSubjects.Update && msg.Round == 0 && msg.Client == 2
 		}
 	}
@@ -198,18 +198,18 @@ func testFedCurvOwnTerm(t *testing.T, lose bool) {
 
 	var round1 *transport.Message
 	ups := map[[2]int32]*transport.Message{}
-	for _, x := range bus.sentOn(testSubjects.Update) {
-		ups[[2]int32{x.msg.Round, x.msg.Client}] = x.msg
+	for _, x := range bus.Sent(testSubjects.Update) {
+		ups[[2]int32{x.Msg.Round, x.Msg.Client}] = x.Msg
 	}
-	for _, x := range bus.sentOn(testSubjects.Round) {
-		if x.msg.Kind == transport.KindRound && x.msg.Round == 1 {
-			round1 = x.msg
+	for _, x := range bus.Sent(testSubjects.Round) {
+		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 1 {
+			round1 = x.Msg
 		}
 	}
 	var round0 *transport.Message
-	for _, x := range bus.sentOn(testSubjects.Round) {
-		if x.msg.Kind == transport.KindRound && x.msg.Round == 0 {
-			round0 = x.msg
+	for _, x := range bus.Sent(testSubjects.Round) {
+		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 0 {
+			round0 = x.Msg
 		}
 	}
 	u := findTensor(round1.Tensors, client.TensorQuadU).Data

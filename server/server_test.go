@@ -304,13 +304,13 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 			// Bytes: every broadcast counts once per selected client; every
 			// accepted update once.
 			var down, up int64
-			for _, s := range bus.sentOn(testSubjects.Round) {
-				if s.msg.Kind == transport.KindRound {
-					down += int64(s.size) * int64(len(s.msg.Clients))
+			for _, s := range bus.Sent(testSubjects.Round) {
+				if s.Msg.Kind == transport.KindRound {
+					down += int64(s.Size) * int64(len(s.Msg.Clients))
 				}
 			}
-			for _, s := range bus.sentOn(testSubjects.Update) {
-				up += int64(s.size)
+			for _, s := range bus.Sent(testSubjects.Update) {
+				up += int64(s.Size)
 			}
 			if rec.BytesDown != down || down == 0 {
 				t.Errorf("BytesDown: got %d, want %d (> 0)", rec.BytesDown, down)
@@ -338,8 +338,8 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 				}
 			}
 			// The last message on the round subject is Stop.
-			rs := bus.sentOn(testSubjects.Round)
-			if k := rs[len(rs)-1].msg.Kind; k != transport.KindStop {
+			rs := bus.Sent(testSubjects.Round)
+			if k := rs[len(rs)-1].Msg.Kind; k != transport.KindStop {
 				t.Errorf("last round-subject message: got kind %v, want Stop", k)
 			}
 		})
@@ -433,7 +433,7 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 	newFed(bus, func(rm *transport.Message) []*transport.Message {
 		// A message the transport could not decode reaches the handler
 		// as err.
-		bus.inject(testSubjects.Update, errInjected)
+		bus.Inject(testSubjects.Update, errInjected)
 		msgs, rej, late := badUpdates(rm, np)
 		wantRejected += rej + 1
 		wantLate += late
@@ -583,8 +583,8 @@ func TestRunDeadline(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Run: got %v, want context.DeadlineExceeded", err)
 		}
-		rs := bus.sentOn(testSubjects.Round)
-		if k := rs[len(rs)-1].msg.Kind; k != transport.KindStop {
+		rs := bus.Sent(testSubjects.Round)
+		if k := rs[len(rs)-1].Msg.Kind; k != transport.KindStop {
 			t.Errorf("after a failed run the last round-subject message has kind %v, want Stop", k)
 		}
 	})
