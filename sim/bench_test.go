@@ -33,7 +33,11 @@ func TestBenchSmall(t *testing.T) {
 			t.Errorf("%s = %v, want > 0", k, v)
 		}
 	}
-	if res.AllocsPerStep != 0 {
+	// An allocation in the step would count at least 1 per step. The count
+	// is process-wide, so goroutines left by earlier tests in this binary
+	// (NATS clients shutting down) can add a few over the 200 steps;
+	// `fotsim bench` in a fresh process reports exactly 0.
+	if res.AllocsPerStep >= 0.5 {
 		t.Errorf("allocs per training step = %v, want 0", res.AllocsPerStep)
 	}
 	if f := res.RoundOverheadFraction; f < 0 || f > 1 {
