@@ -7,6 +7,14 @@
 // round's broadcast once, trains the selected clients it owns on a pool of
 // workers and publishes one Update per client.
 //
+// A client trains the parameters Trainable gives for the round (every
+// parameter, the LoRA factors of a LoRA method, or the base in a
+// pretraining round) and sends only those in its delta (Compact), so bytes
+// up are what the method really sends. Config.Steps runs a fixed number of
+// local steps instead of epochs; Config.DP (DPStep) runs DP-SGD: Poisson
+// sampling, per-sample clipping over all trained tensors together, Gaussian
+// noise, division by the expected batch.
+//
 // Every random draw of a client (shuffling, dropout, GPSE sketches) comes
 // from a stream named by (seed, purpose, client, round), so a client's
 // update is the same whichever worker or host trains it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -22,6 +23,15 @@ const (
 	// FlagFisher asks the selected clients to send the diagonal Fisher
 	// information of their local model (EWC, FedCurv).
 	FlagFisher
+	// FlagBase marks a pretraining round (scenario pretrain:, federated
+	// mode): the clients train every base parameter, LoRA adapters left
+	// alone, with plain SGD (never DP), and send that delta.
+	FlagBase
+	// FlagNoTrain asks the selected clients not to train: they send a zero
+	// delta and whatever else the flags ask for (GPSE sketches, Fisher) on
+	// the global model. The server uses it after a central pretraining
+	// task, so that FOT and EWC learn about that task too.
+	FlagNoTrain
 )
 
 // Tensor and scalar names of the protocol.
@@ -30,6 +40,7 @@ const (
 	TensorDelta  = "delta"  // update: local minus global parameters
 	ScalarLoss   = "loss"   // update: mean training loss
 	ScalarSteps  = "steps"  // update: SGD steps taken
+	ScalarDPQ    = "dp_q"   // update, DP-SGD only: the Poisson sampling rate of those steps
 	// ScalarTrainSeconds is the client's local training wall time (for
 	// timing reports only; it never enters a result).
 	ScalarTrainSeconds = "train_seconds"
@@ -64,6 +75,17 @@ type Method struct {
 	FisherSamples int     // ewc, fedcurv: samples per client for the Fisher (0 = all)
 	Alpha         float32 // flwf: distillation weight
 	Temp          float32 // flwf: distillation temperature
+	// LoRA is "ab" or "b" for a LoRA method (the clients train those
+	// factors only, see Trainable), "" otherwise.
+	LoRA string
+}
+
+// DPConfig turns on DP-SGD (see DPStep) for every client of a host, except
+// in pretraining rounds.
+type DPConfig struct {
+	Clip float32
+	// Sigma[c] is client c's noise multiplier, indexed by client id.
+	Sigma []float64
 }
 
 // HostConfig configures a Host.
@@ -75,6 +97,11 @@ type HostConfig struct {
 	Train       Config
 	Method      Method
 	GPSE        GPSEConfig
+	// DP, when non-nil, trains with DP-SGD; Sigma must cover [First, Last).
+	DP *DPConfig
+	// PretrainLR, when > 0, replaces Train.SGD.LR in pretraining rounds
+	// (FlagBase).
+	PretrainLR float32
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -86,6 +113,22 @@ func (c HostConfig) Validate() error {
 	}
 	if c.First < 0 || c.Last <= c.First {
 		return fmt.Errorf("%w: client range [%d, %d) is empty", ErrConfig, c.First, c.Last)
+	}
+	if c.Method.LoRA != "" && c.Method.LoRA != "ab" && c.Method.LoRA != "b" {
+		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.Method.LoRA)
+	}
+	if d := c.DP; d != nil {
+		if !(d.Clip > 0) {
+			return fmt.Errorf("%w: DP clip %v, want > 0", ErrConfig, d.Clip)
+		}
+		if len(d.Sigma) < c.Last {
+			return fmt.Errorf("%w: DP sigma for %d clients, host runs clients up to %d", ErrConfig, len(d.Sigma), c.Last)
+		}
+		for i, s := range d.Sigma {
+			if !(s >= 0) || math.IsInf(s, 0) {
+				return fmt.Errorf("%w: DP sigma of client %d is %v, want finite and >= 0", ErrConfig, i, s)
+			}
+		}
 	}
 	return c.Train.Validate()
 }
@@ -269,14 +312,32 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 	if err != nil {
 		return err
 	}
-	start := time.Now()
-	loss, steps := wk.tr.Train(wk.local, segs, h.cfg.Train, ex, c, round)
-	for i, g := range global {
-		wk.delta[i] = wk.local[i] - g
-	}
 	n := 0
 	for _, s := range segs {
 		n += len(s.Rows)
+	}
+	cfg := h.cfg.Train
+	cfg.Train = Trainable(h.model, h.cfg.Method.LoRA, m.Flags)
+	if m.Flags&FlagBase != 0 && h.cfg.PretrainLR > 0 {
+		cfg.SGD.LR = h.cfg.PretrainLR
+	}
+	dpOn := h.cfg.DP != nil && m.Flags&(FlagBase|FlagNoTrain) == 0
+	if dpOn {
+		cfg.DP = &DPStep{Clip: h.cfg.DP.Clip, Sigma: h.cfg.DP.Sigma[c]}
+	}
+	start := time.Now()
+	var loss float64
+	var steps int
+	if m.Flags&FlagNoTrain == 0 {
+		loss, steps = wk.tr.Train(wk.local, segs, cfg, ex, c, round)
+	}
+	// The delta carries the trained parameters only (Trainable), so bytes
+	// up are what the method really sends.
+	delta := wk.delta[:0]
+	for _, q := range cfg.Train {
+		for i := q[0]; i < q[1]; i++ {
+			delta = append(delta, wk.local[i]-global[i])
+		}
 	}
 	u := &wk.msg
 	*u = transport.Message{
@@ -289,7 +350,10 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 			transport.Scalar{Name: ScalarLoss, Value: loss},
 			transport.Scalar{Name: ScalarSteps, Value: float64(steps)},
 			transport.Scalar{Name: ScalarTrainSeconds}),
-		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(wk.delta), Data: wk.delta}),
+		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(delta), Data: delta}),
+	}
+	if dpOn {
+		u.Scalars = append(u.Scalars, transport.Scalar{Name: ScalarDPQ, Value: DPRate(cfg.BatchSize, n)})
 	}
 	if m.Flags&FlagFisher != 0 {
 		h.fisher(wk, segs, c, round)

@@ -16,6 +16,16 @@ type Config struct {
 	Epochs    int    // local epochs over the shard
 	BatchSize int    // mini-batch size; the last batch of a segment may be smaller
 	SGD       nn.SGD // learning rate, weight decay, momentum
+	// Steps > 0 runs exactly Steps SGD steps instead of Epochs epochs: the
+	// batches of epoch 0, then of epoch 1 (a new shuffle), and so on.
+	Steps int
+	// Train is the set of parameters trained (Ranges selecting whole views,
+	// e.g. Model.AdapterParams("b")); the others keep their values. nil
+	// trains every parameter.
+	Train nn.Ranges
+	// DP, when non-nil, trains with DP-SGD (see DPStep) instead of plain
+	// mini-batch SGD.
+	DP *DPStep
 }
 
 // Validate reports a recipe that cannot train.
@@ -23,6 +33,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.Epochs < 1:
 		return fmt.Errorf("%w: epochs %d < 1", ErrConfig, c.Epochs)
+	case c.Steps < 0:
+		return fmt.Errorf("%w: steps %d < 0", ErrConfig, c.Steps)
 	case c.BatchSize < 1:
 		return fmt.Errorf("%w: batch size %d < 1", ErrConfig, c.BatchSize)
 	case !(c.SGD.LR > 0):
@@ -77,6 +89,7 @@ type Trainer struct {
 	r       *rand.Rand
 	dsrc    *rand.PCG
 	dr      *rand.Rand
+	dp      *dpState // DP-SGD buffers, made on first use
 }
 
 // span is one mini-batch: order[lo:hi] of segment seg.
@@ -103,15 +116,17 @@ func NewTrainer(m *nn.Model, batch int) *Trainer {
 	}
 }
 
-// Train runs cfg.Epochs epochs of SGD on the segments' rows, starting from
-// the parameters already in params (the caller copies the global model in),
-// updating params in place. Each epoch shuffles every segment's rows with
-// the stream (seed, "shuffle", client, round, epoch), cuts each segment into
-// mini-batches, and (with several segments) shuffles the order of the
+// Train runs cfg.Epochs epochs (or cfg.Steps steps) of SGD on the
+// segments' rows, starting from the parameters already in params (the
+// caller copies the global model in), updating params in place (only those
+// in cfg.Train when it is set). Each epoch shuffles every segment's rows
+// with the stream (seed, "shuffle", client, round, epoch), cuts each segment
+// into mini-batches, and (with several segments) shuffles the order of the
 // batches with the same stream; dropout masks come from (seed, "dropout",
-// client, round). ex may be nil. It returns the mean training loss (the
-// data term) over all steps and the number of steps. Train allocates only
-// when the data is larger than any this Trainer has seen.
+// client, round). With cfg.DP it runs DP-SGD instead (trainDP). ex may be
+// nil. It returns the mean training loss (the data term) over all steps
+// and the number of steps. Train allocates only when the data is larger
+// than any this Trainer has seen.
 func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras, client, round int) (loss float64, steps int) {
 	if len(params) != len(t.grad) {
 		panic(fmt.Sprintf("client: params has %d values, model has %d", len(params), len(t.grad)))
@@ -129,13 +144,20 @@ func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras
 	for _, s := range segs {
 		total += len(s.Rows)
 	}
+	train := t.ranges(cfg.Train)
+	if cfg.DP != nil {
+		return t.trainDP(params, segs, total, cfg, train, ex, client, round)
+	}
+	if total == 0 {
+		return 0, 0
+	}
 	if cap(t.order) < total {
 		t.order = make([]int32, total)
 	}
 	order := t.order[:total]
 	in := t.model.InputSize()
 	rng.Reseed(t.dsrc, cfg.Seed, "dropout", client, round)
-	for e := 0; e < cfg.Epochs; e++ {
+	for e := 0; (cfg.Steps > 0 && steps < cfg.Steps) || (cfg.Steps <= 0 && e < cfg.Epochs); e++ {
 		rng.Reseed(t.src, cfg.Seed, "shuffle", client, round, e)
 		t.batches = t.batches[:0]
 		off := 0
@@ -152,20 +174,30 @@ func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras
 			t.r.Shuffle(len(t.batches), func(i, j int) { t.batches[i], t.batches[j] = t.batches[j], t.batches[i] })
 		}
 		for _, b := range t.batches {
+			if cfg.Steps > 0 && steps == cfg.Steps {
+				break
+			}
 			s := segs[b.seg]
 			n := b.hi - b.lo
 			x, y := t.x[:n*in], t.y[:n]
 			s.View.Gather(x, y, order[b.lo:b.hi])
 			var l float32
-			if ex != nil && ex.Teacher != nil && ex.Alpha > 0 {
+			switch {
+			case ex != nil && ex.Teacher != nil && ex.Alpha > 0:
 				l = t.distillStep(params, x, y, n, s.Head, ex)
-			} else {
+			case train == nil:
 				l = t.ws.LossGrad(params, t.grad, x, y, n, s.Head, t.dr)
+			default:
+				l = t.ws.LossGradRanges(params, t.grad, x, y, n, s.Head, t.dr, train)
 			}
 			if ex != nil {
 				ex.addPenalties(t.grad, params)
 			}
-			cfg.SGD.Step(params, t.grad, t.vel)
+			if train == nil {
+				cfg.SGD.Step(params, t.grad, t.vel)
+			} else {
+				cfg.SGD.StepRanges(params, t.grad, t.vel, train)
+			}
 			loss += float64(l)
 			steps++
 		}

@@ -69,7 +69,11 @@ func sampleRecord() *Record {
 				BasisDims:         map[string]int{"fc1": 20},
 				ProjectedFraction: map[string]float64{"fc1": 0.0625}},
 		},
-		FotsimVersion: "v0.1.0-test",
+		FotsimVersion:   "v0.1.0-test",
+		TrainableParams: 3280,
+		PretrainTasks:   1,
+		DP: &DP{EpsilonTarget: 6, Delta: 1e-5, Clip: 2, Sigma: []float64{0.75, 0.5},
+			EpsilonSpent: []float64{5.994, 0}, EpsilonSpentMax: 5.994},
 	}
 	r.FillMetrics()
 	return r

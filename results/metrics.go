@@ -112,6 +112,23 @@ func ACC(m Matrix) float64 {
 	return s / float64(t)
 }
 
+// FinetuneACC is ACC restricted to the tasks after the first pretrain
+// ones: the mean of the last row over columns pretrain..T-1 (fine-tuning
+// accuracy when the first tasks only pretrained a base model). It is ACC
+// when pretrain <= 0 and NaN when no task is left.
+func FinetuneACC(m Matrix, pretrain int) float64 {
+	t := len(m)
+	pretrain = max(pretrain, 0)
+	if t == 0 || pretrain >= t {
+		return math.NaN()
+	}
+	var s float64
+	for j := pretrain; j < t; j++ {
+		s += m.At(t-1, j)
+	}
+	return s / float64(t-pretrain)
+}
+
 // FGT is forgetting as the FOT paper (Bakman et al., ICLR 2024) reports it:
 // the drop from the accuracy right after a task was learnt to the final
 // accuracy, averaged over every task but the last:

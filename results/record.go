@@ -59,6 +59,25 @@ type Record struct {
 	LateUpdates     int          `json:"late_updates"`     // updates that missed their round's deadline
 	TasksDetail     []TaskDetail `json:"tasks_detail"`     // one entry per task learnt
 	FotsimVersion   string       `json:"fotsim_version"`   // version of the simulator that wrote the record
+
+	TrainableParams int     `json:"trainable_params"` // parameters the method trains on its clients (LoRA: the factors it sends)
+	PretrainTasks   int     `json:"pretrain_tasks"`   // leading tasks that pretrained the base model (scenario pretrain.tasks)
+	FinetuneACC     float64 `json:"finetune_acc"`     // [FinetuneACC]: ACC over the tasks after pretraining (= ACC without pretraining)
+	DP              *DP     `json:"dp,omitempty"`     // DP-SGD settings and spent privacy; absent when DP is off
+}
+
+// DP is the privacy record of a run with DP-SGD (ALGORITHMS.md §5): the
+// target, the clipping norm, every client's calibrated noise multiplier and
+// the epsilon each client actually spent (RDP accountant for the
+// Poisson-subsampled Gaussian over the DP steps it took; 0 for a client
+// that never trained).
+type DP struct {
+	EpsilonTarget   float64   `json:"epsilon_target"`
+	Delta           float64   `json:"delta"`
+	Clip            float64   `json:"clip"`
+	Sigma           []float64 `json:"sigma"`             // per client
+	EpsilonSpent    []float64 `json:"epsilon_spent"`     // per client
+	EpsilonSpentMax float64   `json:"epsilon_spent_max"` // max over clients
 }
 
 // Curve is one point of the accuracy-during-training curves: after round
@@ -86,12 +105,14 @@ type TaskDetail struct {
 	BasisCapacity     map[string]int     `json:"basis_capacity,omitempty"`     // FOT: d_in per projected layer (a full basis has k = d_in)
 }
 
-// FillMetrics sets ACC, FGT, BWT and MaxFGT from AccMatrix.
+// FillMetrics sets ACC, FGT, BWT, MaxFGT and FinetuneACC from AccMatrix
+// (and PretrainTasks).
 func (r *Record) FillMetrics() {
 	r.ACC = ACC(r.AccMatrix)
 	r.FGT = FGT(r.AccMatrix)
 	r.BWT = BWT(r.AccMatrix)
 	r.MaxFGT = MaxFGT(r.AccMatrix)
+	r.FinetuneACC = FinetuneACC(r.AccMatrix, r.PretrainTasks)
 }
 
 // jfloat is a float64 that JSON-encodes NaN and ±Inf as null and decodes
@@ -166,6 +187,10 @@ type recordJSON struct {
 	LateUpdates     int          `json:"late_updates"`
 	TasksDetail     []TaskDetail `json:"tasks_detail"`
 	FotsimVersion   string       `json:"fotsim_version"`
+	TrainableParams int          `json:"trainable_params"`
+	PretrainTasks   int          `json:"pretrain_tasks"`
+	FinetuneACC     jfloat       `json:"finetune_acc"`
+	DP              *DP          `json:"dp,omitempty"`
 }
 
 // MarshalJSON writes the record in its fixed field order, with NaN as null,
@@ -180,6 +205,8 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		Dataset: r.Dataset, Stream: r.Stream, Backend: r.Backend,
 		RejectedUpdates: r.RejectedUpdates, LateUpdates: r.LateUpdates,
 		TasksDetail: r.TasksDetail, FotsimVersion: r.FotsimVersion,
+		TrainableParams: r.TrainableParams, PretrainTasks: r.PretrainTasks,
+		FinetuneACC: jfloat(r.FinetuneACC), DP: r.DP,
 	}
 	if w.Schema == "" {
 		w.Schema = Schema
@@ -210,6 +237,8 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		Dataset: w.Dataset, Stream: w.Stream, Backend: w.Backend,
 		RejectedUpdates: w.RejectedUpdates, LateUpdates: w.LateUpdates,
 		TasksDetail: w.TasksDetail, FotsimVersion: w.FotsimVersion,
+		TrainableParams: w.TrainableParams, PretrainTasks: w.PretrainTasks,
+		FinetuneACC: float64(w.FinetuneACC), DP: w.DP,
 	}
 	if len(r.AccMatrix) == 0 {
 		r.AccMatrix = nil

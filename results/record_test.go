@@ -31,7 +31,7 @@ func TestRecordContract(t *testing.T) {
 	want := []string{"schema", "scenario", "method", "seed", "tasks", "acc_matrix", "acc", "fgt", "bwt",
 		"rounds", "clients", "clients_per_round", "bytes_up", "bytes_down", "wall_seconds", "curves",
 		"max_fgt", "method_label", "dataset", "stream", "backend", "rejected_updates", "late_updates",
-		"tasks_detail", "fotsim_version"}
+		"tasks_detail", "fotsim_version", "trainable_params", "pretrain_tasks", "finetune_acc"}
 	b, err := json.Marshal(Record{})
 	if err != nil {
 		t.Fatal(err)
@@ -118,8 +118,13 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("DecodeRecord: %v", err)
 	}
-	// %#v prints NaN as NaN and maps sorted, so it compares NaN-aware.
-	if got, want := fmt.Sprintf("%#v", *back), fmt.Sprintf("%#v", *rec); got != want {
+	// %#v prints NaN as NaN and maps sorted, so it compares NaN-aware
+	// (the DP pointer is compared by value).
+	if back.DP == nil || !reflect.DeepEqual(*back.DP, *rec.DP) {
+		t.Errorf("round trip: dp %+v, want %+v", back.DP, rec.DP)
+	}
+	noDP := func(r Record) Record { r.DP = nil; return r }
+	if got, want := fmt.Sprintf("%#v", noDP(*back)), fmt.Sprintf("%#v", noDP(*rec)); got != want {
 		t.Errorf("round trip:\ngot  %s\nwant %s", got, want)
 	}
 	var b2 bytes.Buffer

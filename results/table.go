@@ -16,8 +16,39 @@ import (
 const (
 	headFGT    = "FGT (final vs just-learnt)"
 	headMaxFGT = "max-FGT (Chaudhry)"
+	headFTACC  = "ACC after pretrain"
+	headEps    = "eps spent (max)"
 	notAvail   = "n/a"
+	noDP       = "-"
 )
+
+// anyDP reports whether some record ran with DP-SGD; anyPretrain whether
+// some record pretrained its first tasks. The tables add a column for each.
+func anyDP(recs []*Record) bool {
+	for _, r := range recs {
+		if r != nil && r.DP != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func anyPretrain(recs []*Record) bool {
+	for _, r := range recs {
+		if r != nil && r.PretrainTasks > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// epsCell is a record's spent epsilon (max over clients), "-" without DP.
+func epsCell(r *Record) string {
+	if r.DP == nil {
+		return noDP
+	}
+	return fmt2(r.DP.EpsilonSpentMax, notAvail)
+}
 
 // AccuracyTable renders rec's accuracy matrix: one row per "after task i",
 // one column per task T0..T{n-1} (n = max(rec.Tasks, widest row)), values
@@ -53,24 +84,40 @@ func AccuracyTable(w io.Writer, rec *Record) error {
 // SummaryTable renders one row per record, in the given order: method
 // label, seed, ACC, FGT (final vs just-learnt), BWT, rounds, bytes up and
 // down ([HumanBytes]) and wall time ("12.3s", "4m05s", "1h02m").
-// Undefined values show as "n/a".
+// Undefined values show as "n/a". When some record pretrained its first
+// tasks, an "ACC after pretrain" column ([FinetuneACC]) follows ACC; when
+// some record ran with DP-SGD, an "eps spent (max)" column (the largest
+// epsilon a client spent, "-" without DP) ends the row.
 func SummaryTable(w io.Writer, recs []*Record) error {
+	pre, dp := anyPretrain(recs), anyDP(recs)
+	head := []string{"method", "seed", "ACC"}
+	if pre {
+		head = append(head, headFTACC)
+	}
+	head = append(head, headFGT, "BWT", "rounds", "bytes up", "bytes down", "wall time")
+	if dp {
+		head = append(head, headEps)
+	}
 	t := NewTable(w)
-	t.Header([]string{"method", "seed", "ACC", headFGT, "BWT", "rounds", "bytes up", "bytes down", "wall time"})
+	t.Header(head)
 	for _, r := range recs {
 		if r == nil {
 			return fmt.Errorf("results: summary table: %w", ErrNilRecord)
 		}
-		row := []string{
-			label(r),
-			strconv.FormatUint(r.Seed, 10),
-			fmt2(r.ACC, notAvail),
+		row := []string{label(r), strconv.FormatUint(r.Seed, 10), fmt2(r.ACC, notAvail)}
+		if pre {
+			row = append(row, fmt2(r.FinetuneACC, notAvail))
+		}
+		row = append(row,
 			fmt2(r.FGT, notAvail),
 			fmt2(r.BWT, notAvail),
 			strconv.Itoa(r.Rounds),
 			HumanBytes(r.BytesUp),
 			HumanBytes(r.BytesDown),
 			humanSeconds(r.WallSeconds),
+		)
+		if dp {
+			row = append(row, epsCell(r))
 		}
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("results: summary table: %w", err)
@@ -88,11 +135,17 @@ func SummaryTable(w io.Writer, recs []*Record) error {
 // FGT (final vs just-learnt), BWT and max-FGT (Chaudhry), with the sample
 // standard deviation (n-1) from [MeanStd] and two decimals. A group of one
 // record shows just the mean. A NaN in any record makes that cell "n/a".
-// Pass records of one scenario: the grouping ignores the scenario.
+// Pass records of one scenario: the grouping ignores the scenario. As in
+// [SummaryTable], "ACC after pretrain" follows ACC when some record
+// pretrained, and "eps spent (max)" ends the row when some record ran with
+// DP-SGD (mean +- std over the group's records of each one's largest
+// client epsilon; "-" for a group without DP).
 func ComparisonTable(w io.Writer, recs []*Record) error {
 	type group struct {
 		label                string
 		acc, fgt, bwt, maxFG []float64
+		ft, eps              []float64
+		noDP                 bool
 	}
 	var groups []*group
 	byLabel := make(map[string]*group)
@@ -111,17 +164,39 @@ func ComparisonTable(w io.Writer, recs []*Record) error {
 		g.fgt = append(g.fgt, r.FGT)
 		g.bwt = append(g.bwt, r.BWT)
 		g.maxFG = append(g.maxFG, r.MaxFGT)
+		g.ft = append(g.ft, r.FinetuneACC)
+		if r.DP != nil {
+			g.eps = append(g.eps, r.DP.EpsilonSpentMax)
+		} else {
+			g.noDP = true
+		}
+	}
+	pre, dp := anyPretrain(recs), anyDP(recs)
+	head := []string{"method", "seeds", "ACC"}
+	if pre {
+		head = append(head, headFTACC)
+	}
+	head = append(head, headFGT, "BWT", headMaxFGT)
+	if dp {
+		head = append(head, headEps)
 	}
 	t := NewTable(w)
-	t.Header([]string{"method", "seeds", "ACC", headFGT, "BWT", headMaxFGT})
+	t.Header(head)
 	for _, g := range groups {
-		row := []string{
-			g.label,
-			strconv.Itoa(len(g.acc)),
-			meanStdCell(g.acc),
-			meanStdCell(g.fgt),
-			meanStdCell(g.bwt),
-			meanStdCell(g.maxFG),
+		row := []string{g.label, strconv.Itoa(len(g.acc)), meanStdCell(g.acc)}
+		if pre {
+			row = append(row, meanStdCell(g.ft))
+		}
+		row = append(row, meanStdCell(g.fgt), meanStdCell(g.bwt), meanStdCell(g.maxFG))
+		if dp {
+			switch {
+			case len(g.eps) == 0:
+				row = append(row, noDP)
+			case g.noDP:
+				row = append(row, notAvail) // a label mixing runs with and without DP
+			default:
+				row = append(row, meanStdCell(g.eps))
+			}
 		}
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("results: comparison table: %w", err)

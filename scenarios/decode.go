@@ -260,6 +260,8 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 		v.Set(reflect.ValueOf(m))
 	case t == durationType:
 		d.duration(n, v, path)
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		d.optional(n, v, path)
 	case t.Kind() == reflect.Struct:
 		d.mapping(n, v, path)
 	case t.Kind() == reflect.Slice:
@@ -267,6 +269,26 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		d.scalar(n, v, path)
 	}
+}
+
+// optional decodes an optional block (a pointer to a struct, such as model.lora): null
+// leaves it nil (absent); a mapping fills a new value, starting from the type's
+// defaults() when it has them.
+func (d *decoder) optional(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		v.Set(reflect.Zero(v.Type()))
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorAt(n, path, "want a mapping of keys, got "+describe(n))
+		return
+	}
+	p := reflect.New(v.Type().Elem())
+	if df, ok := p.Interface().(interface{ defaults() }); ok {
+		df.defaults()
+	}
+	d.mapping(n, p.Elem(), path)
+	v.Set(p)
 }
 
 func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
@@ -331,6 +353,10 @@ func (d *decoder) scalar(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if kind == KindString && isNull(n) {
 		v.SetString("")
+		return
+	}
+	if path == "dp.epsilon" && isInf(n) {
+		v.SetFloat(0) // infinite epsilon: no DP
 		return
 	}
 	x, msg := decodeScalar(n, kind)
@@ -473,6 +499,9 @@ func (d *decoder) method(n *yaml.Node, path string) (m Method, ok bool) {
 			continue
 		}
 		x, msg := decodeScalar(val, o.Kind)
+		if k.Value == OptionDPEpsilon && isInf(val) {
+			x, msg = 0.0, "" // infinite epsilon: no DP
+		}
 		if msg == "" {
 			if i, isInt := x.(int64); isInt {
 				x = int(i)
@@ -517,10 +546,10 @@ func unknownMethod(name string) string {
 func unknownOption(info MethodInfo, key string) string {
 	keys := info.optionKeys()
 	if len(keys) == 0 {
-		return fmt.Sprintf("unknown option: method %s takes no options", info.Name)
+		return fmt.Sprintf("unknown option: method %s takes no options (every method takes %s)", info.Name, OptionDPEpsilon)
 	}
-	msg := fmt.Sprintf("unknown option of method %s (it takes %s)", info.Name, strings.Join(keys, ", "))
-	if c := closest(key, keys); c != "" {
+	msg := fmt.Sprintf("unknown option of method %s (it takes %s, and %s)", info.Name, strings.Join(keys, ", "), OptionDPEpsilon)
+	if c := closest(key, append(keys, OptionDPEpsilon)); c != "" {
 		msg += fmt.Sprintf("; did you mean %q?", c)
 	}
 	return msg
@@ -623,6 +652,9 @@ var schemaPaths = sync.OnceValue(func() []string {
 			p := joinPath(prefix, n)
 			paths = append(paths, p)
 			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem() // an optional block
+			}
 			switch {
 			case ft == durationType || ft == methodType:
 			case ft.Kind() == reflect.Struct:

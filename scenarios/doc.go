@@ -10,13 +10,16 @@
 //	record, _ := s.Resolved() // the YAML actually run, defaults filled
 //
 // Load takes a file path (used if the file exists) or a built-in name (Builtins:
-// "quickstart", "synthetic", ...). Parse does the same from bytes.
+// "quickstart", "synthetic", "fedsvd-dp", ...; a repository path such as
+// "scenarios/fedsvd-dp.yaml" also names the built-in when no such file exists).
+// Parse does the same from bytes.
 //
 // # Schema
 //
 // The keys and their defaults are listed by Reference (and rendered by
 // ReferenceMarkdown); the Go types Scenario, Data, Synthetic, Partition, Model, Conv,
-// Train, Eval, Transport and FOT mirror them through their yaml tags:
+// LoRA, Train, Pretrain, DP, Eval, Transport and FOT mirror them through their yaml
+// tags (model.lora is optional: absent means no adapters):
 //
 //	name: quickstart
 //	seeds: [0]
@@ -42,6 +45,9 @@
 // (Methods, LookupMethod, RegisterMethod in methods.go) knows each method's options and
 // their kinds; option values are type-checked. fot's options are the keys of the fot:
 // block and override it for that method: Scenario.FOTFor(m) gives the merged settings.
+// Every method also takes dp_epsilon (CommonOptions), its DP-SGD target overriding
+// dp.epsilon (Scenario.DPFor; 0 or .inf = no DP, labelled eps_dp=inf). The LoRA methods
+// (MethodInfo.LoRA, LoRATrains) need model.lora.
 // Method.Label names a method in tables ("fot(eps=0.9)"); two methods that would run the
 // same configuration are a validation error, so labels are unique. To add a method,
 // call RegisterMethod from an init function in methods.go (or any package imported by

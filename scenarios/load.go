@@ -71,7 +71,10 @@ func Builtin(name string) ([]byte, bool) {
 
 // Load reads a scenario and parses it with Parse (applying sets). nameOrPath is a file
 // if such a file exists; otherwise a built-in name ("quickstart", "paper/pmnist-iid",
-// also accepted as "builtin:quickstart"). A name that is neither gives an error that
+// also accepted as "builtin:quickstart"), or the path of a built-in inside this
+// repository when no such file exists ("scenarios/fedsvd-dp.yaml",
+// "scenarios/builtin/fedsvd-dp.yaml", "scenarios/paper/pmnist-iid.yaml": the issue's
+// and the README's spellings work from any folder). A name that is neither gives an error that
 // matches ErrNotFound and ErrInvalid and lists the built-ins.
 func Load(nameOrPath string, sets []string) (*Scenario, error) {
 	fi, statErr := os.Stat(nameOrPath)
@@ -85,6 +88,10 @@ func Load(nameOrPath string, sets []string) (*Scenario, error) {
 	name := strings.TrimPrefix(nameOrPath, builtinPrefix)
 	if data, ok := Builtin(name); ok {
 		return Parse(data, builtinPrefix+name, sets)
+	}
+	if alias, ok := builtinAlias(nameOrPath); ok && errors.Is(statErr, fs.ErrNotExist) {
+		data, _ := Builtin(alias)
+		return Parse(data, builtinPrefix+alias, sets)
 	}
 	names := Builtins()
 	looksLikeFile := strings.ContainsRune(nameOrPath, os.PathSeparator) || strings.Contains(nameOrPath, "/") ||
@@ -103,4 +110,23 @@ func Load(nameOrPath string, sets []string) (*Scenario, error) {
 	}
 	msg += " (built-in: " + strings.Join(names, ", ") + ")"
 	return nil, &notFoundError{msg: "scenarios: " + msg}
+}
+
+// builtinAlias maps a repository path of a built-in scenario to its name:
+// [./]scenarios/[builtin/]NAME.yaml (or .yml) to NAME when NAME is a built-in.
+func builtinAlias(p string) (string, bool) {
+	p = path.Clean(strings.ReplaceAll(p, "\\", "/"))
+	ext := path.Ext(p)
+	if ext != ".yaml" && ext != ".yml" {
+		return "", false
+	}
+	name, ok := strings.CutPrefix(strings.TrimSuffix(p, ext), "scenarios/")
+	if !ok {
+		return "", false
+	}
+	if base, ok := strings.CutPrefix(name, "builtin/"); ok && !strings.Contains(base, "/") {
+		name = base
+	}
+	_, found := builtinFiles()[name]
+	return name, found
 }

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,7 +28,8 @@ type Method struct {
 }
 
 // Label returns the method's name for tables: the name, followed by the options set on
-// the method in registry order, e.g. "fot(eps=0.9)" or "fot(eps=0.9,criterion=gpm)".
+// the method in registry order, e.g. "fot(eps=0.9)" or "fot(eps=0.9,criterion=gpm)";
+// dp_epsilon shows as eps_dp, 0 as inf ("fedsvd(eps_dp=6)", "fedsvd(eps_dp=inf)").
 // Labels are unique within a valid scenario.
 func (m Method) Label() string {
 	if len(m.Options) == 0 {
@@ -40,16 +42,20 @@ func (m Method) Label() string {
 		if o := info.Option(k); o != nil && o.Short != "" {
 			name = o.Short
 		}
-		parts = append(parts, name+"="+formatValue(m.Options[k]))
+		v := formatValue(m.Options[k])
+		if k == OptionDPEpsilon && m.Options[k] == 0.0 {
+			v = "inf" // no DP
+		}
+		parts = append(parts, name+"="+v)
 	}
 	return m.Name + "(" + strings.Join(parts, ",") + ")"
 }
 
-// optionOrder returns the keys of m.Options: registered options in registry order, then
-// unknown keys sorted.
+// optionOrder returns the keys of m.Options: registered options in registry order, the
+// common options (dp_epsilon), then unknown keys sorted.
 func (m Method) optionOrder(info MethodInfo) []string {
 	keys := make([]string, 0, len(m.Options))
-	for _, o := range info.Options {
+	for _, o := range append(slices.Clip(info.Options), commonOptions...) {
 		if _, ok := m.Options[o.Path]; ok {
 			keys = append(keys, o.Path)
 		}
@@ -151,7 +157,11 @@ func (s *Scenario) effectiveKey(m Method) string {
 	if info.Block == "fot" {
 		block = structValues(s.FOTFor(m))
 	}
-	for _, o := range info.Options {
+	if block == nil {
+		block = map[string]any{}
+	}
+	block[OptionDPEpsilon] = s.DP.Epsilon
+	for _, o := range append(slices.Clip(info.Options), commonOptions...) {
 		v, ok := m.Options[o.Path]
 		if !ok {
 			if bv, inBlock := block[o.Path]; inBlock {

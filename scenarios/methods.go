@@ -51,15 +51,25 @@ type MethodInfo struct {
 	// Scenario.FOTFor), or "" when the defaults are the options' own Default.
 	Block string
 	// Options are the method's options; Kind must be one of KindFloat, KindInt,
-	// KindBool, KindString and Default must parse as that kind.
+	// KindBool, KindString and Default must parse as that kind. Every method also
+	// takes the CommonOptions (dp_epsilon), which are not listed here.
 	Options []KeyDoc
+	// LoRA is "ab" or "b" for a LoRA method, whose clients train those LoRA factors
+	// only (model.lora required), and "" otherwise.
+	LoRA string
 }
 
-// Option returns the option with key k, or nil.
+// Option returns the option with key k (the method's own, else a common option such
+// as dp_epsilon), or nil.
 func (mi MethodInfo) Option(k string) *KeyDoc {
 	for i := range mi.Options {
 		if mi.Options[i].Path == k {
 			return &mi.Options[i]
+		}
+	}
+	for i := range commonOptions {
+		if commonOptions[i].Path == k {
+			return &commonOptions[i]
 		}
 	}
 	return nil
@@ -151,10 +161,13 @@ func init() {
 	})
 }
 
+// The LoRA methods come after the baselines (finetune.go).
+func init() { registerLoRAMethods() }
+
 // RegisterMethod adds a method to the registry so that scenarios can name it. It is
 // meant to be called from init functions and panics on a programmer error: an empty or
 // already registered name, an option without key, a repeated option, an option named
-// "name", an unknown Kind, a Default that does not parse as its Kind (or is not
+// "name" or like a common option (dp_epsilon), an unknown LoRA value, an unknown Kind, a Default that does not parse as its Kind (or is not
 // Allowed), an unknown Block, or a Block option whose Kind does not match the block's
 // key of the same name.
 func RegisterMethod(mi MethodInfo) {
@@ -169,7 +182,13 @@ func RegisterMethod(mi MethodInfo) {
 	default:
 		panic(fmt.Sprintf("scenarios: method %s: unknown block %q (want \"\" or \"fot\")", mi.Name, mi.Block))
 	}
+	if mi.LoRA != "" && mi.LoRA != "ab" && mi.LoRA != "b" {
+		panic(fmt.Sprintf("scenarios: method %s: LoRA %q (want \"\", \"ab\" or \"b\")", mi.Name, mi.LoRA))
+	}
 	seen := map[string]bool{}
+	for _, c := range commonOptions {
+		seen[c.Path] = true
+	}
 	for _, o := range mi.Options {
 		if o.Path == "" || o.Path == "name" || seen[o.Path] {
 			panic(fmt.Sprintf("scenarios: method %s: bad or repeated option key %q", mi.Name, o.Path))

@@ -51,11 +51,16 @@ var reference = []KeyDoc{
 	{Path: "model.conv[].stride", Kind: KindInt, Default: "1", Doc: "convolution stride"},
 	{Path: "model.conv[].pad", Kind: KindInt, Default: "0", Doc: "zero padding on each side"},
 	{Path: "model.conv[].pool", Kind: KindInt, Default: "1", Doc: "max-pool size and stride (1 = no pooling)"},
+	{Path: "model.lora", Kind: "mapping", Doc: "LoRA adapters W = W0 + (alpha/rank) B A on the adapted weights (B starts at 0); absent = none. The LoRA methods need it; other methods run without adapters"},
+	{Path: "model.lora.rank", Kind: KindInt, Default: "8 (when model.lora is given)", Doc: "adapter rank r (>= 1)"},
+	{Path: "model.lora.alpha", Kind: KindFloat, Default: "8 (when model.lora is given)", Doc: "scale s = alpha / rank (> 0)"},
+	{Path: "model.lora.layers", Kind: "list of string", Default: "[] (when model.lora is given)", Doc: "weights to adapt (fc0.weight, conv1.weight, head.weight, ...); empty = every shared weight (trunk and shared head)"},
 
 	{Path: "train", Kind: "mapping", Doc: "rounds and local training"},
 	{Path: "train.rounds_per_task", Kind: KindInt, Default: "5", Doc: "communication rounds per task"},
 	{Path: "train.clients_per_round", Kind: KindInt, Default: "5", Doc: "clients sampled each round (<= partition.clients)"},
 	{Path: "train.local_epochs", Kind: KindInt, Default: "1", Doc: "local epochs per round"},
+	{Path: "train.local_steps", Kind: KindInt, Default: "0", Doc: "> 0: exactly that many local SGD steps per round instead of local_epochs epochs (batches continue the epoch shuffles; FedSVD paper: 10 steps of batch 128)"},
 	{Path: "train.batch_size", Kind: KindInt, Default: "64", Doc: "local mini-batch size"},
 	{Path: "train.lr", Kind: KindFloat, Default: "0.01", Doc: "client SGD learning rate (> 0)"},
 	{Path: "train.weight_decay", Kind: KindFloat, Default: "0", Doc: "L2 weight decay (>= 0)"},
@@ -64,6 +69,17 @@ var reference = []KeyDoc{
 	{Path: "train.server_lr", Kind: KindFloat, Default: "1", Doc: "server learning rate applied to the aggregate (> 0)"},
 	{Path: "train.workers", Kind: KindInt, Default: "0", Doc: "training goroutines per client host; 0 = runtime.NumCPU(), filled in when loading (results do not depend on it)"},
 	{Path: "train.deadline", Kind: "duration", Default: "0s", Doc: "how long the server waits for updates each round (Go duration: 30s, 1m30s); 0 = wait for all"},
+
+	{Path: "pretrain", Kind: "mapping", Doc: "train the base model on the first tasks before the methods' own training (e.g. a base for LoRA fine-tuning)"},
+	{Path: "pretrain.tasks", Kind: KindInt, Default: "0", Doc: "leading tasks that train every base parameter (adapters stay at B = 0); they stay rows and columns of the accuracy matrix; < data.tasks"},
+	{Path: "pretrain.epochs", Kind: KindInt, Default: "1", Doc: "central mode: epochs over each pretraining task's training data"},
+	{Path: "pretrain.lr", Kind: KindFloat, Default: "0", Doc: "pretraining learning rate; 0 = train.lr"},
+	{Path: "pretrain.mode", Kind: KindString, Default: "central", Allowed: pretrainModes, Doc: "central: one learner with all of the task's training data; federated: plain FedAvg rounds with the train: settings"},
+
+	{Path: "dp", Kind: "mapping", Doc: "example-level DP-SGD on every client (ALGORITHMS.md 5); a method's dp_epsilon option overrides dp.epsilon"},
+	{Path: "dp.epsilon", Kind: KindFloat, Default: "0", Doc: "target epsilon of each client over the whole run; 0 or .inf = DP off. sigma is calibrated per client for the steps it is scheduled to take"},
+	{Path: "dp.delta", Kind: KindFloat, Default: "1e-05", Doc: "target delta, in (0, 1)"},
+	{Path: "dp.clip", Kind: KindFloat, Default: "2", Doc: "L2 norm C each per-sample gradient (over all trained tensors together) is clipped to"},
 
 	{Path: "eval", Kind: "mapping", Doc: "evaluation"},
 	{Path: "eval.every", Kind: KindInt, Default: "5", Doc: "also evaluate every N rounds; 0 = only at task ends"},
@@ -111,6 +127,9 @@ func ReferenceMarkdown() string {
 			opts = []string{"none"}
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", mi.Name, strings.Join(opts, ", "), mi.Summary)
+	}
+	for _, o := range commonOptions {
+		fmt.Fprintf(&b, "| (every method) | `%s` (%s, default %s) | %s |\n", o.Path, o.Kind, o.Default, strings.ReplaceAll(o.Doc, "|", `\|`))
 	}
 	return b.String()
 }

@@ -27,6 +27,8 @@ type Scenario struct {
 	Partition Partition `yaml:"partition"`
 	Model     Model     `yaml:"model"`
 	Train     Train     `yaml:"train"`
+	Pretrain  Pretrain  `yaml:"pretrain"`
+	DP        DP        `yaml:"dp"`
 	Eval      Eval      `yaml:"eval"`
 	Transport Transport `yaml:"transport"`
 	FOT       FOT       `yaml:"fot"`
@@ -107,6 +109,9 @@ type Model struct {
 	// [{out: 32, kernel: 5, stride: 1, pad: 0, pool: 2}, {out: 64, kernel: 5, stride: 1,
 	// pad: 0, pool: 2}]; must be empty for mlp.
 	Conv []Conv `yaml:"conv,flow"`
+	// LoRA adds LoRA adapters to the model (see LoRA); nil (the key absent) means
+	// none. Only the LoRA methods use them. Default: absent.
+	LoRA *LoRA `yaml:"lora,omitempty"`
 }
 
 // Conv is one convolution block.
@@ -123,6 +128,7 @@ type Train struct {
 	RoundsPerTask   int     `yaml:"rounds_per_task"`   // communication rounds per task. Default: 5.
 	ClientsPerRound int     `yaml:"clients_per_round"` // clients sampled per round. Default: 5.
 	LocalEpochs     int     `yaml:"local_epochs"`      // epochs over the local data per round. Default: 1.
+	LocalSteps      int     `yaml:"local_steps"`       // > 0: exactly that many SGD steps per round instead of epochs. Default: 0.
 	BatchSize       int     `yaml:"batch_size"`        // local mini-batch size. Default: 64.
 	LR              float64 `yaml:"lr"`                // client SGD learning rate. Default: 0.01.
 	WeightDecay     float64 `yaml:"weight_decay"`      // L2 weight decay. Default: 0.
@@ -239,6 +245,8 @@ func Default() Scenario {
 			Weighting:       "uniform",
 			ServerLR:        1,
 		},
+		Pretrain:  DefaultPretrain(),
+		DP:        DefaultDP(),
 		Eval:      Eval{Every: 5, BatchSize: 1000},
 		Transport: Transport{NATS: "embedded"},
 		FOT:       DefaultFOT(),

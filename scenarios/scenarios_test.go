@@ -320,7 +320,7 @@ func TestUnknownKeySuggestions(t *testing.T) {
 		{"train: {rouds_per_task: 3}", "train.rouds_per_task", `did you mean "train.rounds_per_task"?`},
 		{"train: {rounds: 3}", "train.rounds", `did you mean "train.rounds_per_task"?`},
 		{"data: {datset: mnist}", "data.datset", `did you mean "data.dataset"?`},
-		{"epsilon: 0.9", "epsilon", `did you mean "fot.epsilon"?`},
+		{"epsilon: 0.9", "epsilon", `did you mean "dp.epsilon" or "fot.epsilon"?`},
 		{"batch_size: 8", "batch_size", `did you mean "train.batch_size" or "eval.batch_size"?`},
 		{"model: {hiddne: [4]}", "model.hiddne", `did you mean "model.hidden"?`},
 		{"partition: {xyzzy: 1}", "partition.xyzzy", "unknown key (partition takes clients, scheme, alpha, shards_per_client)"},
@@ -393,7 +393,7 @@ func TestSetErrors(t *testing.T) {
 		{"bad value yaml", "", "methods=[fedavg,", "methods", "malformed value"},
 		{"wrong type", "", "train.lr=fast", "train.lr", `want a number, got "fast"`},
 		{"semantic", "", "train.clients_per_round=12", "train.clients_per_round", "is larger than partition.clients (10)"},
-		{"unknown method", "", "methods=[fedavg,fott]", "methods[1]", `unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm); did you mean "fot"?`},
+		{"unknown method", "", "methods=[fedavg,fott]", "methods[1]", `unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora); did you mean "fot"?`},
 		{"option type", "methods: [fot]", "methods[0].epsilon=high", "methods[0].epsilon", `want a number, got "high"`},
 		{"nested option", "methods: [fot]", "methods[0].epsilon.x=1", "methods[0].epsilon.x", "method options take a single value"},
 	}
@@ -452,7 +452,7 @@ func TestMethodErrors(t *testing.T) {
 		wantLine, wantCol int
 		wantPath, wantMsg string
 	}{
-		{"unknown name", "methods: [fedavg, fedavgs]", 1, 19, "methods[1]", `unknown method "fedavgs" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm); did you mean "fedavg"?`},
+		{"unknown name", "methods: [fedavg, fedavgs]", 1, 19, "methods[1]", `unknown method "fedavgs" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora); did you mean "fedavg"?`},
 		{"unknown name in mapping", "methods: [{name: fott, epsilon: 0.9}]", 1, 18, "methods[0].name", `unknown method "fott"`},
 		{"missing name", "methods: [{epsilon: 0.9}]", 1, 11, "methods[0]", `missing "name"`},
 		{"name not string", "methods: [{name: 3}]", 1, 18, "methods[0].name", "want a method name, got 3"},
@@ -758,7 +758,7 @@ func TestRegisterMethod(t *testing.T) {
 	for _, mi := range Methods() {
 		names = append(names, mi.Name)
 	}
-	if want := []string{"fedavg", "fot", "fedprox", "ewc", "fedcurv", "flwf", "central-seq", "central-joint", "central-gpm", "testprox"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"fedavg", "fot", "fedprox", "ewc", "fedcurv", "flwf", "central-seq", "central-joint", "central-gpm", "fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora", "testprox"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("Methods() names = %v, want %v", names, want)
 	}
 	s := mustParse(t, "methods: [testprox, {name: testprox, mu: 0.1}]")
@@ -857,7 +857,7 @@ func TestLoad(t *testing.T) {
 	notFound := []struct{ arg, want string }{
 		{"quikstart", `"quikstart" is neither a scenario file nor a built-in scenario; did you mean "quickstart"? (built-in: `},
 		{filepath.Join(dir, "missing.yaml"), "is neither a scenario file nor a built-in scenario"},
-		{"paper/none", "(built-in: fashion-permuted, paper/pmnist-iid, paper/pmnist-noniid, quickstart, rotated-mnist, "},
+		{"paper/none", "(built-in: fashion-permuted, fedsvd-dp, paper/pmnist-iid, paper/pmnist-noniid, quickstart, rotated-mnist, "},
 		{dir, "is a directory"},
 	}
 	for _, c := range notFound {

@@ -90,6 +90,9 @@ func schemaTypes(segs []setSeg) ([]reflect.Type, string, string) {
 				return nil, here, unknownKey(t, segsString(segs[:i]), s.key)
 			}
 			t = f.Type
+			if t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct && i+1 < len(segs) {
+				t = t.Elem() // a key inside an optional block (model.lora.rank)
+			}
 		default:
 			return nil, here, fmt.Sprintf("%s takes a single value, not keys", segsString(segs[:i]))
 		}

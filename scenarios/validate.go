@@ -80,6 +80,7 @@ func (s *Scenario) check() []issue {
 	s.checkPartition(c)
 	s.checkModel(c)
 	s.checkTrain(c)
+	s.checkFineTune(c)
 	c.atLeast("eval.every", s.Eval.Every, 0)
 	c.atLeast("eval.batch_size", s.Eval.BatchSize, 1)
 	checkNATS(c, s.Transport.NATS)

@@ -49,6 +49,15 @@ type Config struct {
 	// Penalty, when non-nil, keeps the Fisher-weighted penalty of EWC or
 	// FedCurv (ALGORITHMS.md §6) and broadcasts it.
 	Penalty *PenaltyConfig
+	// LoRA, when non-nil, runs a LoRA method (ALGORITHMS.md §4): the clients
+	// send only the factors they train and the server aggregates them as
+	// LoRAConfig says. The model must have adapters.
+	LoRA *LoRAConfig
+	// Pretrain, when non-nil, makes the first Pretrain.Tasks tasks pretrain
+	// the base model (see PretrainConfig).
+	Pretrain *PretrainConfig
+	// DP, when non-nil, accounts the clients' DP-SGD steps (see DPConfig).
+	DP *DPConfig
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
 	// OnTask, when set, is called after each task's evaluation.
@@ -104,6 +113,23 @@ func (c Config) Validate() error {
 	if c.FOT != nil && c.Penalty != nil {
 		return fmt.Errorf("%w: FOT and a Fisher penalty together", ErrConfig)
 	}
+	if p := c.Pretrain; p != nil && (p.Tasks < 0 || p.Tasks >= c.Tasks) {
+		return fmt.Errorf("%w: %d pretraining tasks, want 0 to %d", ErrConfig, p.Tasks, c.Tasks-1)
+	}
+	if d := c.DP; d != nil && (!(d.Delta > 0 && d.Delta < 1) || len(d.Sigma) < c.Clients) {
+		return fmt.Errorf("%w: DP delta %v (want in (0, 1)) and %d noise multipliers for %d clients", ErrConfig, d.Delta, len(d.Sigma), c.Clients)
+	}
+	if c.LoRA != nil {
+		if err := c.LoRA.Validate(); err != nil {
+			return err
+		}
+		if c.Penalty != nil {
+			return fmt.Errorf("%w: a LoRA method and a Fisher penalty together", ErrConfig)
+		}
+		if c.LoRA.FOT != (c.FOT != nil) {
+			return fmt.Errorf("%w: LoRA FOT is %v but the FOT config is set: %v", ErrConfig, c.LoRA.FOT, c.FOT != nil)
+		}
+	}
 	if c.FOT != nil {
 		if err := c.FOT.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -136,8 +162,11 @@ type Server struct {
 	model *nn.Model
 	eval  *Evaluator
 	tr    Transport
-	ext   extension // nil for plain FedAvg
-	prev  []float32 // global model before the last round of a task
+	ext   extension  // nil for plain FedAvg
+	lora  *loraState // the LoRA method, also ext; nil otherwise
+	dp    *dpAccounts
+	prev  []float32 // global model before the round (every round with an extension)
+	aggc  []float32 // the mean of the compact deltas
 
 	timing Timing
 
@@ -173,12 +202,46 @@ func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, e
 	}
 	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, agg: make([]float32, model.NumParams())}
 	switch {
+	case cfg.LoRA != nil:
+		l, err := newLoRAState(cfg, model)
+		if err != nil {
+			return nil, err
+		}
+		s.ext, s.lora = l, l
 	case cfg.FOT != nil:
 		s.ext = newFOTState(*cfg.FOT, model)
 	case cfg.Penalty != nil:
 		s.ext = newPenaltyState(*cfg.Penalty, model.NumParams())
 	}
+	if cfg.DP != nil {
+		s.dp = &dpAccounts{cfg: *cfg.DP}
+	}
 	return s, nil
+}
+
+// roundMode says what kind of round the server runs.
+type roundMode int
+
+const (
+	modeNormal  roundMode = iota // the method's own round
+	modeBase                     // federated pretraining: FedAvg on the base parameters
+	modeNoTrain                  // after central pretraining: GPSE/Fisher only, zero deltas
+)
+
+// pretrainTasks returns the number of leading pretraining tasks.
+func (s *Server) pretrainTasks() int {
+	if s.cfg.Pretrain == nil {
+		return 0
+	}
+	return s.cfg.Pretrain.Tasks
+}
+
+// factors returns the LoRA factors the clients train ("" without LoRA).
+func (s *Server) factors() string {
+	if s.cfg.LoRA == nil {
+		return ""
+	}
+	return s.cfg.LoRA.Factors()
 }
 
 // Run trains params (the initial global model, updated in place) through
@@ -208,15 +271,36 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 		var lossSum float64
 		var lossN int
 		detail := results.TaskDetail{Task: t, Rounds: R}
-		for r := 0; r < R; r++ {
+		mode, first := modeNormal, 0
+		if t < s.pretrainTasks() {
+			mode = modeBase
+			if central := s.cfg.Pretrain.Central; central != nil {
+				// Central pretraining; then, if the method wants end-of-task
+				// information (GPSE, Fisher), one round without training in
+				// the slot of the task's last round.
+				loss, err := central(ctx, params, t)
+				if err != nil {
+					return nil, fmt.Errorf("server: pretraining task %d: %w", t, err)
+				}
+				lossSum, lossN = loss, 1
+				mode, first = modeNoTrain, R
+				if s.ext != nil && s.ext.flags(t, true) != 0 {
+					first = R - 1
+				}
+				detail.Rounds = R - first
+			}
+		}
+		for r := first; r < R; r++ {
 			round := t*R + r
 			last := r == R-1
-			loss, n, err := s.round(ctx, params, t, round, last, &detail)
+			loss, n, err := s.round(ctx, params, t, round, last, mode, &detail)
 			if err != nil {
 				return nil, err
 			}
-			lossSum += loss
-			lossN += n
+			if mode != modeNoTrain {
+				lossSum += loss
+				lossN += n
+			}
 			s.rec.Rounds++
 			if s.cfg.EvalEvery > 0 && (round+1)%s.cfg.EvalEvery == 0 {
 				c := results.Curve{Round: round + 1, Task: t, Acc: s.evaluate(params, t)}
@@ -230,13 +314,22 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 		}
 		s.rec.TasksDetail = append(s.rec.TasksDetail, detail)
 		if s.cfg.OnTask != nil {
-			s.cfg.OnTask(TaskReport{Task: t, Tasks: T, Rounds: R, TrainLoss: detail.TrainLoss,
+			s.cfg.OnTask(TaskReport{Task: t, Tasks: T, Rounds: detail.Rounds, TrainLoss: detail.TrainLoss,
 				Acc: slices.Clone(row[:t+1]), Elapsed: time.Since(start), Detail: detail})
 		}
 	}
 	s.mu.Lock()
 	s.rec.RejectedUpdates, s.rec.LateUpdates = s.col.rejected, s.col.late
 	s.mu.Unlock()
+	if s.dp != nil {
+		d, err := s.dp.record()
+		if err != nil {
+			return nil, err
+		}
+		s.rec.DP = d
+	}
+	s.rec.PretrainTasks = s.pretrainTasks()
+	s.rec.TrainableParams = client.Trainable(s.model, s.factors(), 0).Size()
 	rec := s.rec
 	return &rec, nil
 }
@@ -261,11 +354,17 @@ func (s *Server) stop() {
 // round runs one round: sample, broadcast, collect, aggregate, project,
 // apply, and (on a task's last round under FOT) grow the bases. It returns
 // the summed client training loss and the number of updates behind it.
-func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, detail *results.TaskDetail) (float64, int, error) {
+func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, mode roundMode, detail *results.TaskDetail) (float64, int, error) {
 	sel := Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
 	var flags uint32
 	if s.ext != nil {
 		flags = s.ext.flags(task, last)
+	}
+	switch mode {
+	case modeBase:
+		flags |= client.FlagBase
+	case modeNoTrain:
+		flags |= client.FlagBase | client.FlagNoTrain
 	}
 	s.open(int32(round), sel, flags)
 
@@ -277,8 +376,8 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Clients: sel,
 		Tensors: append(m.Tensors[:0], transport.Tensor{Name: client.TensorParams, Rows: 1, Cols: len(params), Data: params}),
 	}
+	m.Flags = flags
 	if s.ext != nil {
-		m.Flags = flags
 		m.Tensors = s.ext.broadcast(m.Tensors, task, last)
 	}
 	start := time.Now()
@@ -309,14 +408,28 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		loss += scalar(u.Scalars, client.ScalarLoss)
 		train += time.Duration(scalar(u.Scalars, client.ScalarTrainSeconds) * float64(time.Second))
 	}
-	aggregator.Mean(s.agg, s.ups, s.cfg.Weighting)
+	// The deltas carry the trained parameters only (client.Trainable): the
+	// mean is taken over those and scattered into the full aggregate.
+	trained := client.Trainable(s.model, s.factors(), flags)
+	if cap(s.aggc) < trained.Size() {
+		s.aggc = make([]float32, trained.Size())
+	}
+	aggc := s.aggc[:trained.Size()]
+	aggregator.Mean(aggc, s.ups, s.cfg.Weighting)
+	clear(s.agg)
+	client.Scatter(s.agg, aggc, trained)
 	if s.ext != nil {
-		s.ext.beforeApply(s.agg, task)
-		if last {
-			s.prev = append(s.prev[:0], params...)
+		if mode == modeNormal {
+			s.ext.beforeApply(s.agg, task)
 		}
+		s.prev = append(s.prev[:0], params...)
 	}
 	aggregator.Apply(params, s.agg, s.cfg.ServerLR)
+	if s.lora != nil && mode == modeNormal {
+		if err := s.lora.afterApply(params, s.prev, s.ups, s.agg, round); err != nil {
+			return 0, 0, fmt.Errorf("server: round %d: %w", round, err)
+		}
+	}
 	if s.ext != nil && last {
 		if err := s.ext.endTask(got, s.prev, params, task, detail); err != nil {
 			return 0, 0, fmt.Errorf("server: end of task %d: %w", task, err)
@@ -411,6 +524,13 @@ func (s *Server) receive(m *transport.Message, err error) {
 		s.logf("server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
 		return
 	}
+	if s.dp != nil {
+		if err := s.dp.add(m); err != nil {
+			c.rejected++
+			s.logf("server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+			return
+		}
+	}
 	c.got[i] = m
 	s.rec.BytesUp += int64(m.EncodedLen())
 	c.n++
@@ -425,8 +545,8 @@ func (s *Server) checkUpdate(m *transport.Message) error {
 	if d == nil {
 		return fmt.Errorf("no %q tensor", client.TensorDelta)
 	}
-	if len(d.Data) != s.model.NumParams() {
-		return fmt.Errorf("%q has %d values, want %d", client.TensorDelta, len(d.Data), s.model.NumParams())
+	if want := client.Trainable(s.model, s.factors(), s.col.flags).Size(); len(d.Data) != want {
+		return fmt.Errorf("%q has %d values, want %d", client.TensorDelta, len(d.Data), want)
 	}
 	if m.N < 1 {
 		return fmt.Errorf("sample count %d < 1", m.N)

@@ -96,7 +96,10 @@ type Experiment struct {
 	Parts    [][][]int32 // [task][client] rows of the task's training view
 	Model    *nn.Model
 	Params   []float32
-	heads    []int
+	// Final is the global model at the end of the last Execute (Params is
+	// left as built).
+	Final []float32
+	heads []int
 }
 
 // Shard implements client.Shards: the client's rows of the task, or, for
@@ -166,7 +169,7 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 		}
 		x.heads = append(x.heads, h)
 	}
-	spec := modelSpec(sc, train)
+	spec := modelSpec(sc, train, run.Method.Name)
 	if x.Model, err = nn.Build(spec); err != nil {
 		return nil, fmt.Errorf("sim: model: %w", err)
 	}
@@ -189,7 +192,10 @@ func limit(v data.View, n int) data.View {
 	return v
 }
 
-func modelSpec(sc *scenarios.Scenario, train *data.Dataset) nn.Spec {
+// modelSpec is the network of the scenario; LoRA methods get model.lora's
+// adapters, the other methods run on the base model alone (its parameters
+// are the same, Init drawing the base first).
+func modelSpec(sc *scenarios.Scenario, train *data.Dataset, method string) nn.Spec {
 	m := sc.Model
 	classes := sc.Data.Classes()
 	if sc.Data.Stream == data.KindSplit && sc.Data.Mode == data.ModeTask {
@@ -205,6 +211,9 @@ func modelSpec(sc *scenarios.Scenario, train *data.Dataset) nn.Spec {
 	}
 	for _, c := range m.Conv {
 		spec.Conv = append(spec.Conv, nn.ConvSpec{Out: c.Out, Kernel: c.Kernel, Stride: c.Stride, Pad: c.Pad, Pool: c.Pool})
+	}
+	if l := m.LoRA; l != nil && scenarios.LoRATrains(method) != "" {
+		spec.LoRA = &nn.LoRASpec{Rank: l.Rank, Alpha: l.Alpha, Layers: l.Layers}
 	}
 	return spec
 }
@@ -254,6 +263,7 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		Epochs:    sc.Train.LocalEpochs,
 		BatchSize: sc.Train.BatchSize,
 		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
+		Steps:     sc.Train.LocalSteps,
 	}
 	clients, perRound := population(sc, run.Method.Name)
 	hcfg := client.HostConfig{
@@ -264,6 +274,10 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err != nil {
 		return nil, err
 	}
+	ft, err := x.fineTuneConfig(&hcfg, clients, perRound)
+	if err != nil {
+		return nil, err
+	}
 	host, err := client.NewHost(hcfg, x.Model, x, hostConn)
 	if err != nil {
 		return nil, err
@@ -271,6 +285,17 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err := host.Start(ctx); err != nil {
 		return nil, err
 	}
+	// A host that fails (a client's update cannot be published, e.g. its
+	// training diverged to NaN) ends the run with its error instead of
+	// leaving the server waiting for updates that never come.
+	hostDone := make(chan error, 1)
+	go func() {
+		err := host.Wait()
+		if err != nil {
+			cancel()
+		}
+		hostDone <- err
+	}()
 	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
 	if err != nil {
 		return nil, err
@@ -287,6 +312,7 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR),
 		EvalEvery: sc.Eval.Every, Deadline: sc.Train.Deadline,
 		FOT: fot, Penalty: penalty, Logf: logf,
+		LoRA: ft.lora, Pretrain: ft.pretrain, DP: ft.dp,
 		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
 	}
 	srv, err := server.New(scfg, x.Model, ev, srvConn)
@@ -294,16 +320,19 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		return nil, err
 	}
 	params := append([]float32(nil), x.Params...)
+	x.Final = params
 	rec, err := srv.Run(ctx, params)
 	if opts.Timing != nil {
 		*opts.Timing = srv.Timing()
 	}
 	if err != nil {
 		cancel()
-		_ = host.Wait()
+		if herr := <-hostDone; herr != nil && !errors.Is(herr, context.Canceled) {
+			return nil, fmt.Errorf("sim: client host: %w", herr)
+		}
 		return nil, err
 	}
-	if err := host.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("sim: client host: %w", err)
 	}
 	rec.Scenario = sc.Name
@@ -316,6 +345,10 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	rec.Dataset = sc.Data.Dataset
 	rec.Stream = sc.Data.Stream
 	rec.Backend = nn.ActiveBackend().Name()
+	if rec.DP != nil {
+		d := sc.DPFor(run.Method)
+		rec.DP.EpsilonTarget, rec.DP.Clip = d.Epsilon, d.Clip
+	}
 	rec.FotsimVersion = Version()
 	rec.FillMetrics()
 	return rec, nil
@@ -343,6 +376,14 @@ func methodConfig(sc *scenarios.Scenario, m scenarios.Method, hcfg *client.HostC
 		}
 		hcfg.Method.Alpha = float32(m.Float("alpha"))
 		hcfg.Method.Temp = float32(m.Float("temperature"))
+	case "fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora":
+		// The rest of the LoRA set-up is in loraConfig.
+		hcfg.Method.LoRA = scenarios.LoRATrains(m.Name)
+		if m.Name == "fedsvd" && m.Bool("fot") {
+			f := sc.FOT
+			hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout, Samples: f.GPSESamples}
+			return &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}, nil, nil
+		}
 	default:
 		return nil, nil, fmt.Errorf("%w %q", ErrMethod, m.Name)
 	}

@@ -65,6 +65,9 @@ func cmdList(args []string, stdout, stderr io.Writer) error {
 		}
 		ms = append(ms, [2]string{m.Name, desc})
 	}
+	for _, o := range scenarios.CommonOptions() {
+		ms = append(ms, [2]string{"(every method)", "option " + o.Path + ": " + o.Doc})
+	}
 	section("Methods (methods)", ms)
 	var bs [][2]string
 	for _, b := range scenarios.Builtins() {
