@@ -285,34 +285,10 @@ func (rf *Refactorer) refactor(bNew, aNew, b, a []float32, dout, din, r int, bas
 		gemm64(false, false, din, r, k, -1, U, k, coef, r, 1, rf.qa, r)
 	}
 
-	// B = Q_B R_B.
+	// B = Q_B R_B and A^T = Q_A R_A.
 	work := rf.work[:rf.lwork]
-	gb := blas64.General{Rows: dout, Cols: r, Stride: r, Data: rf.qb}
-	lapack64.Geqrf(gb, rf.tauB, work, len(work))
-	for i := range pB {
-		for j := range r {
-			if j >= i {
-				rf.rb[i*r+j] = rf.qb[i*r+j]
-			} else {
-				rf.rb[i*r+j] = 0
-			}
-		}
-	}
-	lapack64.Orgqr(blas64.General{Rows: dout, Cols: pB, Stride: r, Data: rf.qb}, rf.tauB, work, len(work))
-
-	// A^T = Q_A R_A.
-	ga := blas64.General{Rows: din, Cols: r, Stride: r, Data: rf.qa}
-	lapack64.Geqrf(ga, rf.tauA, work, len(work))
-	for i := range pA {
-		for j := range r {
-			if j >= i {
-				rf.ra[i*r+j] = rf.qa[i*r+j]
-			} else {
-				rf.ra[i*r+j] = 0
-			}
-		}
-	}
-	lapack64.Orgqr(blas64.General{Rows: din, Cols: pA, Stride: r, Data: rf.qa}, rf.tauA, work, len(work))
+	thinQRInPlace(rf.qb, rf.rb, rf.tauB, work, dout, r, pB)
+	thinQRInPlace(rf.qa, rf.ra, rf.tauA, work, din, r, pA)
 
 	// R_A = W diag(sa) Z^T reveals A's rank; A^T = (Q_A W) (diag(sa) Z^T) = qh rh.
 	if !lapack64.Gesvd(lapack.SVDStore, lapack.SVDStore,
@@ -597,4 +573,21 @@ func gemm64(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []f
 			}
 		}
 	}
+}
+
+// thinQRInPlace factors the rows x r matrix in q (row-major, stride r) as Q R in
+// place: on return q holds Q's first p = min(rows, r) columns and rOut
+// (p x r) the upper-triangular R; tau and work are LAPACK scratch.
+func thinQRInPlace(q, rOut, tau, work []float64, rows, r, p int) {
+	lapack64.Geqrf(blas64.General{Rows: rows, Cols: r, Stride: r, Data: q}, tau, work, len(work))
+	for i := range p {
+		for j := range r {
+			if j >= i {
+				rOut[i*r+j] = q[i*r+j]
+			} else {
+				rOut[i*r+j] = 0
+			}
+		}
+	}
+	lapack64.Orgqr(blas64.General{Rows: rows, Cols: p, Stride: r, Data: q}, tau, work, len(work))
 }
