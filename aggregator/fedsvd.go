@@ -537,18 +537,7 @@ func gemm64(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []f
 				if x == 0 {
 					continue
 				}
-				x *= alpha
-				row := c[i*ldc : i*ldc+n]
-				if tB {
-					for j := range row {
-						row[j] += x * b[j*ldb+l]
-					}
-				} else {
-					br := b[l*ldb : l*ldb+n]
-					for j := range row {
-						row[j] += x * br[j]
-					}
-				}
+				addScaledRowOfB(c[i*ldc:i*ldc+n], alpha*x, b, ldb, l, tB)
 			}
 		}
 		return
@@ -560,17 +549,7 @@ func gemm64(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []f
 			if x == 0 {
 				continue
 			}
-			x *= alpha
-			if tB {
-				for j := range row {
-					row[j] += x * b[j*ldb+l]
-				}
-			} else {
-				br := b[l*ldb : l*ldb+n]
-				for j := range row {
-					row[j] += x * br[j]
-				}
-			}
+			addScaledRowOfB(row, alpha*x, b, ldb, l, tB)
 		}
 	}
 }
@@ -590,4 +569,19 @@ func thinQRInPlace(q, rOut, tau, work []float64, rows, r, p int) {
 		}
 	}
 	lapack64.Orgqr(blas64.General{Rows: rows, Cols: p, Stride: r, Data: q}, tau, work, len(work))
+}
+
+// addScaledRowOfB adds x times row l of op(B) to row: B[l, :] when !tB,
+// B[:, l] (B stored n x k) when tB.
+func addScaledRowOfB(row []float64, x float64, b []float64, ldb, l int, tB bool) {
+	if tB {
+		for j := range row {
+			row[j] += x * b[j*ldb+l]
+		}
+		return
+	}
+	br := b[l*ldb : l*ldb+len(row)]
+	for j := range row {
+		row[j] += x * br[j]
+	}
 }
