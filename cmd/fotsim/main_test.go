@@ -111,7 +111,7 @@ func TestListAndHelp(t *testing.T) {
 			t.Errorf("list lacks %q", w)
 		}
 	}
-	for _, cmd := range []string{"run", "validate", "list"} {
+	for _, cmd := range []string{"run", "validate", "list", "bench"} {
 		out.Reset()
 		errb.Reset()
 		if err := run(context.Background(), []string{cmd, "--help"}, &out, &errb); err != nil {
