@@ -1,11 +1,9 @@
 package nn
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 )
 
@@ -95,21 +93,7 @@ func TestLoRASpecValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.spec.Validate()
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("got %v, want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrSpec) {
-				t.Fatalf("got %v, want an error wrapping ErrSpec", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("got %q, want it to mention %q", err, w)
-				}
-			}
+			checkSpecError(t, tc.spec.Validate(), tc.want)
 		})
 	}
 }

@@ -41,21 +41,7 @@ func TestSpecValidate(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.spec.Validate()
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("got %v, want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, ErrSpec) {
-				t.Fatalf("got %v, want an error wrapping ErrSpec", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("got %q, want it to mention %q", err, w)
-				}
-			}
+			checkSpecError(t, tc.spec.Validate(), tc.want)
 			if _, berr := Build(tc.spec); !errors.Is(berr, ErrSpec) {
 				t.Errorf("Build: got %v, want an error wrapping ErrSpec", berr)
 			}
@@ -336,6 +322,26 @@ func TestHotPathAllocatesNothing(t *testing.T) {
 			default:
 				t.Errorf("%s/%s: got %v allocs per step, want 0", spec.Arch, b.Name(), allocs)
 			}
+		}
+	}
+}
+
+// checkSpecError checks a Spec.Validate result: nil when want is nil,
+// otherwise an ErrSpec whose message mentions every fragment of want.
+func checkSpecError(t *testing.T, err error, want []string) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("got %v, want nil", err)
+		}
+		return
+	}
+	if !errors.Is(err, ErrSpec) {
+		t.Fatalf("got %v, want an error wrapping ErrSpec", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("got %q, want it to mention %q", err, w)
 		}
 	}
 }

@@ -337,18 +337,14 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 					t.Errorf("report %d: got task %d/%d acc %v, want %d/%d %v", i, r.Task, r.Tasks, r.Acc, i, T, rec.AccMatrix[i][:i+1])
 				}
 			}
-			// The last message on the round subject is Stop.
-			rs := bus.Sent(testSubjects.Round)
-			if k := rs[len(rs)-1].Msg.Kind; k != transport.KindStop {
-				t.Errorf("last round-subject message: got kind %v, want Stop", k)
-			}
+			checkEndsWithStop(t, bus)
 		})
 	}
 }
 
 func TestTrainLossIsMeanOverTaskRounds(t *testing.T) {
 	// What the server computes today: the mean over every accepted update
-	// of the task's rounds (see TestTrainLossIsMeanOfLastRound).
+	// of the task's rounds, as results.TaskDetail documents.
 	const T, R = 2, 3
 	m := testModel(t, 1)
 	bus := newFakeBus()
@@ -583,10 +579,7 @@ func TestRunDeadline(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Run: got %v, want context.DeadlineExceeded", err)
 		}
-		rs := bus.Sent(testSubjects.Round)
-		if k := rs[len(rs)-1].Msg.Kind; k != transport.KindStop {
-			t.Errorf("after a failed run the last round-subject message has kind %v, want Stop", k)
-		}
+		checkEndsWithStop(t, bus)
 	})
 }
 
@@ -709,4 +702,17 @@ func BenchmarkEvaluatorAccuracy(b *testing.B) {
 		e.Accuracy(params, 0)
 	}
 	b.ReportMetric(float64(b.N*test.Len())/b.Elapsed().Seconds(), "samples/s")
+}
+
+// checkEndsWithStop checks that the last message on the round subject is
+// Stop: the server tells the hosts the run is over, also after a failure.
+func checkEndsWithStop(t *testing.T, bus *fakeBus) {
+	t.Helper()
+	rs := bus.Sent(testSubjects.Round)
+	if len(rs) == 0 {
+		t.Fatal("nothing was sent on the round subject")
+	}
+	if k := rs[len(rs)-1].Msg.Kind; k != transport.KindStop {
+		t.Errorf("last round-subject message: got kind %v, want Stop", k)
+	}
 }
