@@ -42,6 +42,9 @@ func TestSpecValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			checkSpecError(t, tc.spec.Validate(), tc.want)
+			if tc.want == nil {
+				return
+			}
 			if _, berr := Build(tc.spec); !errors.Is(berr, ErrSpec) {
 				t.Errorf("Build: got %v, want an error wrapping ErrSpec", berr)
 			}
