@@ -7,9 +7,14 @@ import (
 
 // Frame types: the first byte of every NATS payload this package publishes.
 const (
-	frameWhole byte = 0x01 // the rest of the payload is one encoded message
-	frameChunk byte = 0x02 // a chunk header follows, then a piece of one encoded message
+	frameWhole   byte = 0x03 // 3 zero bytes follow, then one encoded message, 4-byte aligned
+	frameChunk   byte = 0x02 // a chunk header follows, then a piece of one encoded message
+	frameWholeV1 byte = 0x01 // wire version 1's whole frame: the message follows the type byte
 )
+
+// wholeHdrLen is the size of a whole frame's header: the type byte and 3
+// zero bytes, so that the message starts 4-byte aligned in the payload.
+const wholeHdrLen = 4
 
 // chunkHdrLen is the size of a chunk frame's header, frame type included:
 // type 1, publisher 8, sequence 8, index 4, count 4, total 4.
@@ -107,8 +112,7 @@ func newAssembler() *assembler {
 }
 
 // add files one chunk. It returns the complete message when this chunk
-// finished one (the buffer belongs to the assembler: hand it back with
-// release once decoded), and an error for every message it dropped, this
+// finished one (the caller owns the buffer from then on), and an error for every message it dropped, this
 // chunk's included when the chunk is inconsistent with its message.
 func (a *assembler) add(h chunkHeader, body []byte, now time.Time) (msg []byte, errs []error) {
 	// Drop what can no longer complete.

@@ -38,10 +38,16 @@ func (m *Message) EncodedLen() int {
 		n += minScalarLen + len(m.Scalars[i].Name)
 	}
 	for i := range m.Tensors {
-		n += minTensorLen + len(m.Tensors[i].Name) + 4*len(m.Tensors[i].Data)
+		n += minTensorLen + len(m.Tensors[i].Name)
+		n += pad4(n) + 4*len(m.Tensors[i].Data)
 	}
 	return n
 }
+
+// pad4 returns the number of zero bytes that bring offset n to a multiple
+// of 4: tensor values start 4-byte aligned within the message, so that a
+// receiver can use them in place (DecodeShared).
+func pad4(n int) int { return -n & 3 }
 
 // AppendBinary appends the wire encoding of m (see doc.go for the format) to
 // dst and returns the extended slice. It checks what Decode checks: a valid
@@ -97,6 +103,9 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 		le.PutUint32(b[p+4:], uint32(t.Cols))
 		le.PutUint32(b[p+8:], uint32(len(t.Data)))
 		p += tensorDimsLen
+		pad := pad4(p)
+		clear(b[p : p+pad])
+		p += pad
 		// Copy and check block by block, while the block is in cache.
 		for k := 0; k < len(t.Data); k += finiteBlock {
 			blk := t.Data[k:min(k+finiteBlock, len(t.Data))]
@@ -156,8 +165,9 @@ func (m *Message) check() error {
 // It checks, in order: the magic (ErrMagic), the version (ErrVersion), the
 // kind (ErrKind); then that every count and length is within the codec's
 // limits (ErrLength) and within the bytes that remain (ErrTruncated), that
-// Rows*Cols equals each tensor's data length (ErrShape), that all scalars
-// and tensor values are finite (ErrNonFinite) and that nothing follows the
+// Rows*Cols equals each tensor's data length (ErrShape), that the padding
+// before each tensor's values is zero (ErrPadding), that all scalars and
+// tensor values are finite (ErrNonFinite) and that nothing follows the
 // last tensor (ErrTrailing). The returned error wraps exactly one of those
 // sentinels and names the offending part. Decode never panics, whatever b
 // holds, and never allocates more than a small multiple of len(b).
@@ -169,7 +179,18 @@ func (m *Message) check() error {
 // that slices previously taken from m are overwritten; decode into a new (or
 // zero) Message to get fresh storage. Decode never retains b. On error m
 // holds a partly decoded message and must not be used.
-func Decode(b []byte, m *Message) error {
+func Decode(b []byte, m *Message) error { return decode(b, m, false) }
+
+// DecodeShared is Decode without the copy of the tensor values: on a
+// little-endian host, when b is 4-byte aligned, each m.Tensors[i].Data is a
+// view of b's bytes (values start 4-byte aligned within a message, see
+// doc.go), so the values are read once, to check that they are finite.
+// Otherwise it decodes like Decode. b must stay unmodified while m is in
+// use, and m keeps it alive: pass a buffer nobody else writes to, such as a
+// received NATS payload.
+func DecodeShared(b []byte, m *Message) error { return decode(b, m, true) }
+
+func decode(b []byte, m *Message, shared bool) error {
 	if head := b[:min(len(b), len(magic))]; string(head) != magic[:len(head)] {
 		return fmt.Errorf("%w: got % x", ErrMagic, head)
 	}
@@ -249,6 +270,16 @@ func Decode(b []byte, m *Message) error {
 		if uint64(rows)*uint64(cols) != uint64(n) {
 			return fmt.Errorf("%w: tensor %d %q is %d x %d but declares %d values", ErrShape, i, name, rows, cols, n)
 		}
+		pad := pad4(len(b) - len(r))
+		if len(r) < pad {
+			return fmt.Errorf("%w: tensor %d %q padding: need %d bytes, have %d", ErrTruncated, i, name, pad, len(r))
+		}
+		for _, x := range r[:pad] {
+			if x != 0 {
+				return fmt.Errorf("%w: tensor %d %q padding is % x", ErrPadding, i, name, r[:pad])
+			}
+		}
+		r = r[pad:]
 		if 4*uint64(n) > uint64(len(r)) {
 			return fmt.Errorf("%w: tensor %d %q data: need %d bytes, have %d", ErrTruncated, i, name, 4*uint64(n), len(r))
 		}
@@ -256,6 +287,14 @@ func Decode(b []byte, m *Message) error {
 			t.Name = string(name)
 		}
 		t.Rows, t.Cols = int(rows), int(cols)
+		if shared && nativeLE && n > 0 && uintptr(unsafe.Pointer(&r[0]))%4 == 0 {
+			t.Data = unsafe.Slice((*float32)(unsafe.Pointer(&r[0])), int(n))
+			if j := firstNonFinite(t.Data); j >= 0 {
+				return fmt.Errorf("%w: tensor %d %q value %d = %v", ErrNonFinite, i, name, j, t.Data[j])
+			}
+			rest = r[4*int(n):]
+			continue
+		}
 		t.Data = resize(t.Data, int(n))
 		// Copy and check block by block, while the block is in cache.
 		for k := 0; k < len(t.Data); k += finiteBlock {

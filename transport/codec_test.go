@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // modelParams is the size of the reference model used in benchmarks.
@@ -147,7 +148,8 @@ func TestRoundTrip(t *testing.T) {
 }
 
 // base is the message whose encoding TestDecodeCorrupt damages. Its layout:
-// header 0..42, clients 42..50, scalar "loss" 50..64, tensor "w" 64..103.
+// header 0..42, clients 42..50, scalar "loss" 50..64, tensor "w" 64..104
+// (its values 4-byte aligned after 1 byte of padding at 79).
 func base() *Message {
 	return &Message{
 		Kind: KindUpdate, Round: 3, Client: 1, N: 10,
@@ -167,8 +169,9 @@ const (
 	offRows       = 67
 	offCols       = 71
 	offN          = 75
-	offData       = 79
-	baseLen       = 103
+	offPad        = 79
+	offData       = 80
+	baseLen       = 104
 )
 
 func TestDecodeCorrupt(t *testing.T) {
@@ -205,7 +208,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"bad partial magic", func(b []byte) []byte { return []byte("FX") }, ErrMagic},
 		{"json", func([]byte) []byte { return []byte(`{"kind":1}`) }, ErrMagic},
 		{"version 0", setByte(4, 0), ErrVersion},
-		{"version 2", setByte(4, 2), ErrVersion},
+		{"version 1", setByte(4, 1), ErrVersion},
+		{"version 3", setByte(4, 3), ErrVersion},
 		{"kind 0", setByte(5, 0), ErrKind},
 		{"kind 4", setByte(5, 4), ErrKind},
 		{"kind 255", setByte(5, 255), ErrKind},
@@ -236,6 +240,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		}, ErrTruncated},
 		{"last byte cut", cut(baseLen - 1), ErrTruncated},
 		{"in tensor dims", cut(offCols + 2), ErrTruncated},
+		{"before padding", cut(offPad), ErrTruncated},
+		{"non-zero padding", setByte(offPad, 1), ErrPadding},
 		{"in scalar value", cut(offScalarVal + 3), ErrTruncated},
 		{"trailing byte", func(b []byte) []byte { return append(b, 0) }, ErrTrailing},
 		{"second message appended", func(b []byte) []byte { return append(b, b...) }, ErrTrailing},
@@ -246,20 +252,67 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"NaN scalar", putF64(offScalarVal, math.NaN()), ErrNonFinite},
 		{"Inf scalar", putF64(offScalarVal, math.Inf(-1)), ErrNonFinite},
 	}
+	decoders := []struct {
+		name   string
+		decode func([]byte, *Message) error
+	}{{"Decode", Decode}, {"DecodeShared", DecodeShared}}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			b := tc.damage(append([]byte(nil), enc...))
+		for _, d := range decoders {
+			t.Run(tc.name+"/"+d.name, func(t *testing.T) {
+				b := tc.damage(append([]byte(nil), enc...))
+				var m Message
+				err := d.decode(b, &m)
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("got error %v, want %v", err, tc.want)
+				}
+				for _, other := range []error{ErrMagic, ErrVersion, ErrKind, ErrTruncated, ErrLength, ErrShape, ErrPadding, ErrTrailing, ErrNonFinite} {
+					if other != tc.want && errors.Is(err, other) {
+						t.Fatalf("error %v also wraps %v", err, other)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestDecodeShared checks that DecodeShared gives what Decode gives, with
+// the tensor values left in b when b is 4-byte aligned and copied when it
+// is not.
+func TestDecodeShared(t *testing.T) {
+	if !nativeLE {
+		t.Skip("values are shared on little-endian hosts only")
+	}
+	for _, tc := range testMessages() {
+		enc, err := tc.m.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		for off := range 4 {
+			// The message at offset off of an 8-byte aligned buffer.
+			buf := make([]byte, off+len(enc))
+			b := buf[off:]
+			copy(b, enc)
 			var m Message
-			err := Decode(b, &m)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("got error %v, want %v", err, tc.want)
+			if err := DecodeShared(b, &m); err != nil {
+				t.Fatalf("%s at offset %d: %v", tc.name, off, err)
 			}
-			for _, other := range []error{ErrMagic, ErrVersion, ErrKind, ErrTruncated, ErrLength, ErrShape, ErrTrailing, ErrNonFinite} {
-				if other != tc.want && errors.Is(err, other) {
-					t.Fatalf("error %v also wraps %v", err, other)
+			if d := sameMessage(&m, tc.m); d != "" {
+				t.Fatalf("%s at offset %d: %s", tc.name, off, d)
+			}
+			for i, tn := range m.Tensors {
+				if len(tn.Data) == 0 {
+					continue
+				}
+				p := uintptr(unsafe.Pointer(&tn.Data[0]))
+				inB := p >= uintptr(unsafe.Pointer(&b[0])) && p < uintptr(unsafe.Pointer(&b[0]))+uintptr(len(b))
+				if want := off == 0; inB != want {
+					t.Fatalf("%s at offset %d: tensor %d values inside b: got %v, want %v", tc.name, off, i, inB, want)
+				}
+				if p%4 != 0 {
+					t.Fatalf("%s at offset %d: tensor %d values at address %#x, not 4-byte aligned", tc.name, off, i, p)
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -397,17 +450,21 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("FOTS\x01\x02"))
 	reused := &Message{Clients: make([]int32, 4), Scalars: make([]Scalar, 2), Tensors: make([]Tensor, 2)}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var m Message
+		var m, shared Message
 		err := Decode(b, &m)
 		errReused := Decode(b, reused)
-		if (err == nil) != (errReused == nil) {
-			t.Fatalf("fresh and reused decode disagree: %v vs %v", err, errReused)
+		errShared := DecodeShared(b, &shared)
+		if (err == nil) != (errReused == nil) || (err == nil) != (errShared == nil) {
+			t.Fatalf("fresh, reused and shared decode disagree: %v vs %v vs %v", err, errReused, errShared)
 		}
 		if err != nil {
 			return
 		}
 		if d := sameMessage(reused, &m); d != "" {
 			t.Fatalf("reused decode: %s", d)
+		}
+		if d := sameMessage(&shared, &m); d != "" {
+			t.Fatalf("shared decode: %s", d)
 		}
 		again, err := m.AppendBinary(nil)
 		if err != nil {

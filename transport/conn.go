@@ -78,8 +78,8 @@ func (c *Conn) MaxPayload() int { return int(c.nc.MaxPayload()) }
 // Publish encodes m and publishes it on subject. It returns the size of the
 // encoded message (m.EncodedLen()) in bytes.
 //
-// A message that fits in the server's max payload (with its 1-byte frame
-// type) goes out as one NATS message; a larger one is split into chunks of at
+// A message that fits in the server's max payload (with its 4-byte frame
+// header) goes out as one NATS message; a larger one is split into chunks of at
 // most max payload bytes, each with a 29-byte chunk header, which the
 // receiving Subscribe puts back together. Publish is safe for concurrent use
 // (publishes on one Conn are serialised) and reuses one encode buffer, so
@@ -90,7 +90,7 @@ func (c *Conn) Publish(subject string, m *Message) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// The message is encoded after chunkHdrLen bytes of headroom: a whole
-	// frame uses the last byte of it for its frame type; a chunked message
+	// frame uses the last 4 bytes of it for its header; a chunked message
 	// writes each chunk's header over the bytes just before that chunk,
 	// which belong to the previous chunk, already copied out by NATS.
 	buf, err := m.AppendBinary(c.buf[:chunkHdrLen])
@@ -100,12 +100,13 @@ func (c *Conn) Publish(subject string, m *Message) (int, error) {
 	c.buf = buf
 	size := len(buf) - chunkHdrLen
 	maxPayload := c.MaxPayload()
-	if 1+size <= maxPayload {
-		buf[chunkHdrLen-1] = frameWhole
-		if err := c.nc.Publish(subject, buf[chunkHdrLen-1:]); err != nil {
+	if wholeHdrLen+size <= maxPayload {
+		frame := buf[chunkHdrLen-wholeHdrLen:]
+		frame[0], frame[1], frame[2], frame[3] = frameWhole, 0, 0, 0
+		if err := c.nc.Publish(subject, frame); err != nil {
 			return 0, fmt.Errorf("transport: publish %s on %q: %w", m.Kind, subject, natsErr(err))
 		}
-		c.out.Add(int64(1 + size))
+		c.out.Add(int64(len(frame)))
 		return size, nil
 	}
 	if size > maxMessageBytes {
@@ -243,7 +244,14 @@ func (s *subscription) handle(msg *nats.Msg) {
 	}
 	switch data[0] {
 	case frameWhole:
-		s.decode(msg.Subject, data[1:])
+		if len(data) < wholeHdrLen || data[1]|data[2]|data[3] != 0 {
+			s.deliver(nil, fmt.Errorf("transport: receive on %q: %w: whole frame header % x", msg.Subject, ErrFrame, data[:min(len(data), wholeHdrLen)]))
+			return
+		}
+		// NATS hands every subscription message a payload of its own.
+		s.decode(msg.Subject, data[wholeHdrLen:], DecodeShared)
+	case frameWholeV1:
+		s.decode(msg.Subject, data[1:], Decode)
 	case frameChunk:
 		h, body, err := parseChunk(data)
 		if err != nil {
@@ -255,17 +263,17 @@ func (s *subscription) handle(msg *nats.Msg) {
 			s.deliver(nil, fmt.Errorf("transport: receive on %q: %w", msg.Subject, err))
 		}
 		if whole != nil {
-			s.decode(msg.Subject, whole)
-			s.asm.release(whole)
+			// The message keeps the reassembly buffer (no release).
+			s.decode(msg.Subject, whole, DecodeShared)
 		}
 	default:
 		s.deliver(nil, fmt.Errorf("transport: receive on %q: %w: unknown frame type 0x%02x", msg.Subject, ErrFrame, data[0]))
 	}
 }
 
-func (s *subscription) decode(subject string, b []byte) {
+func (s *subscription) decode(subject string, b []byte, decode func([]byte, *Message) error) {
 	m := new(Message)
-	if err := Decode(b, m); err != nil {
+	if err := decode(b, m); err != nil {
 		s.deliver(nil, fmt.Errorf("transport: receive on %q (%d bytes): %w", subject, len(b), err))
 		return
 	}

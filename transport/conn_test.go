@@ -94,7 +94,7 @@ func TestPublishSubscribeInProcess(t *testing.T) {
 		if n != tc.m.EncodedLen() {
 			t.Fatalf("%s: Publish returned %d, want %d", tc.name, n, tc.m.EncodedLen())
 		}
-		sent += int64(n) + 1
+		sent += int64(n) + wholeHdrLen
 		d := next(t, ch)
 		if d.err != nil {
 			t.Fatalf("%s: received error %v", tc.name, d.err)
@@ -233,15 +233,19 @@ func TestSubscribeRejects(t *testing.T) {
 	const subject = "fotsim.rejects.update"
 	ch := collect(t, srv, subject)
 
-	good, err := base().AppendBinary([]byte{frameWhole})
+	good, err := base().AppendBinary([]byte{frameWhole, 0, 0, 0})
 	if err != nil {
 		t.Fatal(err)
 	}
 	damaged := func(off int, v byte) []byte {
 		b := append([]byte(nil), good...)
-		b[1+off] = v
+		b[wholeHdrLen+off] = v
 		return b
 	}
+	// What a wire-version-1 sender published: frame type 0x01, then a
+	// version-1 message.
+	v1 := append([]byte{frameWholeV1}, good[wholeHdrLen:]...)
+	v1[1+4] = 1
 	chunk := func(h chunkHeader, body []byte) []byte {
 		b := make([]byte, chunkHdrLen, chunkHdrLen+len(body))
 		putChunkHeader(b, h)
@@ -254,10 +258,17 @@ func TestSubscribeRejects(t *testing.T) {
 	}{
 		{"empty payload", []byte{}, ErrFrame},
 		{"unknown frame type", append([]byte{0x7f}, good[1:]...), ErrFrame},
-		{"raw message without frame", good[1:], ErrFrame},
+		{"raw message without frame", good[wholeHdrLen:], ErrFrame},
+		{"short whole frame", good[:2], ErrFrame},
+		{"non-zero whole frame header", damaged(-2, 7), ErrFrame},
 		{"bad version", damaged(4, 9), ErrVersion},
+		{"version 1 sender", v1, ErrVersion},
 		{"bad kind", damaged(5, 0), ErrKind},
-		{"NaN", func() []byte { b := append([]byte(nil), good...); le.PutUint32(b[1+offData:], 0x7fc00000); return b }(), ErrNonFinite},
+		{"NaN", func() []byte {
+			b := append([]byte(nil), good...)
+			le.PutUint32(b[wholeHdrLen+offData:], 0x7fc00000)
+			return b
+		}(), ErrNonFinite},
 		{"truncated", good[:len(good)-3], ErrTruncated},
 		{"short chunk header", []byte{frameChunk, 1, 2, 3}, ErrFrame},
 		{"chunk index past count", chunk(chunkHeader{pub: 1, seq: 1, index: 2, count: 2, total: 10}, []byte{1}), ErrFrame},

@@ -38,14 +38,14 @@
 // changed "-" plus the 8-hex-digit FNV-1a hash of the original id is
 // appended so that different ids keep different subjects.
 //
-// # Message encoding (Version 1)
+// # Message encoding (Version 2)
 //
 // All integers are little-endian; floats are IEEE 754 bit patterns, also
 // little-endian. Offsets are in bytes.
 //
 //	offset size  field
 //	0      4     magic "FOTS" (0x46 0x4f 0x54 0x53)
-//	4      1     version, 1
+//	4      1     version, 2
 //	5      1     kind: 1 round, 2 update, 3 stop
 //	6      4     round   int32
 //	10     4     task    int32
@@ -66,15 +66,20 @@
 //	       4     rows uint32 (<= 2^31-1)
 //	       4     cols uint32 (<= 2^31-1)
 //	       4     D = number of values uint32, == rows*cols
+//	       P     zero bytes, 0 <= P <= 3, so that the values start at an
+//	             offset from the message's start that is a multiple of 4
 //	       4*D   values float32 (finite), row-major
 //	end of message: no trailing bytes.
 //
 // A message of T tensors with D values in all is 42 + 4C + Σ(10+L) +
-// Σ(14+L) + 4D bytes (Message.EncodedLen). Decode rejects, with the
+// Σ(14+L+P) + 4D bytes (Message.EncodedLen). Version 2 added the padding
+// P, so that a receiver can use the values where they lie (DecodeShared)
+// instead of copying them. Decode rejects, with the
 // sentinel in brackets: a wrong magic [ErrMagic], version [ErrVersion] or
 // kind [ErrKind]; a count or length above its limit [ErrLength]; any part
 // that runs past the end of the input, checked before anything is allocated
-// [ErrTruncated]; rows*cols != D [ErrShape]; a NaN or ±Inf scalar or tensor
+// [ErrTruncated]; rows*cols != D [ErrShape]; a non-zero padding byte
+// [ErrPadding]; a NaN or ±Inf scalar or tensor
 // value [ErrNonFinite]; bytes after the last tensor [ErrTrailing]. The
 // encoding is canonical: a message that decodes re-encodes to the same
 // bytes. AppendBinary refuses to encode what Decode would reject.
@@ -83,11 +88,17 @@
 //
 // Every NATS payload published by Conn starts with a 1-byte frame type.
 //
-// Whole frame, when 1 + the encoded message fits in the server's max
+// Whole frame, when 4 + the encoded message fits in the server's max
 // payload:
 //
-//	0      1     0x01
-//	1      ...   the encoded message
+//	0      1     0x03
+//	1      3     zero bytes, so that the message starts 4-byte aligned
+//	4      ...   the encoded message
+//
+// A received payload is a buffer of its own, so a whole frame's message is
+// decoded in place (DecodeShared). Frame type 0x01 (the message right after
+// the type byte) is what senders of wire version 1 published; it is still
+// parsed, so that such a sender gets ErrVersion rather than ErrFrame.
 //
 // Chunk frame, otherwise: the encoded message is cut into count =
 // ceil(total/B) pieces of B = maxPayload-29 bytes (the last one shorter),

@@ -31,11 +31,11 @@ func ExampleDecode() {
 	}
 	fmt.Println(len(b), got.Kind, got.Client, got.Tensors[0].Data)
 
-	b[4] = 2 // a future version
+	b[4] = 3 // a future version
 	fmt.Println(transport.Decode(b, &got))
 	// Output:
-	// 91 update 17 [1 2 3 4]
-	// transport: unsupported wire version: got 2, want 1
+	// 92 update 17 [1 2 3 4]
+	// transport: unsupported wire version: got 3, want 2
 }
 
 func ExampleEmbedded() {

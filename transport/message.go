@@ -7,7 +7,7 @@ import (
 
 // Version is the wire-format version written by AppendBinary and the only one
 // Decode accepts.
-const Version = 1
+const Version = 2
 
 // Limits of the codec. A message that exceeds one of them is rejected with
 // ErrLength, both when it is encoded and when it is decoded.
@@ -92,6 +92,7 @@ var (
 	ErrLength     = errors.New("transport: length out of bounds")
 	ErrShape      = errors.New("transport: tensor shape does not match its data")
 	ErrTrailing   = errors.New("transport: trailing bytes after message")
+	ErrPadding    = errors.New("transport: non-zero padding")
 	ErrNonFinite  = errors.New("transport: non-finite value")
 	ErrFrame      = errors.New("transport: bad frame")
 	ErrIncomplete = errors.New("transport: incomplete chunked message dropped")
