@@ -90,9 +90,25 @@ func Mean(dst []float32, updates []Update, w Weighting) {
 		hi := min(lo+block, len(dst))
 		a := acc[:hi-lo]
 		clear(a)
-		for k, u := range updates {
+		k := 0
+		// Four updates per pass over the block: each element still gets
+		// ((a + c0*d0) + c1*d1) + ..., in update order, as one at a time
+		// would, with a quarter of the loads and stores of a.
+		for ; k+4 <= len(updates); k += 4 {
+			c0, c1, c2, c3 := c[k], c[k+1], c[k+2], c[k+3]
+			d0 := updates[k].Delta[lo:hi]
+			d1 := updates[k+1].Delta[lo:hi]
+			d2 := updates[k+2].Delta[lo:hi]
+			d3 := updates[k+3].Delta[lo:hi]
+			d1, d2, d3 = d1[:len(d0)], d2[:len(d0)], d3[:len(d0)]
+			a := a[:len(d0)]
+			for i, v := range d0 {
+				a[i] = a[i] + c0*float64(v) + c1*float64(d1[i]) + c2*float64(d2[i]) + c3*float64(d3[i])
+			}
+		}
+		for ; k < len(updates); k++ {
 			ck := c[k]
-			d := u.Delta[lo:hi]
+			d := updates[k].Delta[lo:hi]
 			for i, v := range d {
 				a[i] += ck * float64(v)
 			}

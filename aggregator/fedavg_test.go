@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -29,6 +30,39 @@ func TestMean(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMeanMatchesSequentialSum checks Mean bit for bit against the plain
+// float64 sum over updates in order, for update counts around the unrolled
+// pass's width and lengths around the block size.
+func TestMeanMatchesSequentialSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, k := range []int{1, 3, 4, 5, 8, 9, 64} {
+		for _, n := range []int{1, 7, 1023, 1024, 1025, 3000} {
+			for _, w := range []Weighting{Uniform, Samples} {
+				ups := make([]Update, k)
+				for j := range ups {
+					d := make([]float32, n)
+					for i := range d {
+						d[i] = float32(r.NormFloat64())
+					}
+					ups[j] = Update{Client: j, N: int64(1 + r.IntN(500)), Delta: d}
+				}
+				c := Weights(nil, ups, w)
+				got := make([]float32, n)
+				Mean(got, ups, w)
+				for i := range got {
+					var want float64
+					for j, u := range ups {
+						want += c[j] * float64(u.Delta[i])
+					}
+					if got[i] != float32(want) {
+						t.Fatalf("%d updates of %d values, %v: dst[%d] = %v, want %v", k, n, w, i, got[i], float32(want))
+					}
+				}
+			}
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -170,13 +171,14 @@ type Server struct {
 
 	timing Timing
 
-	mu   sync.Mutex
-	col  collection
-	agg  []float32
-	ups  []aggregator.Update
-	rec  results.Record
-	msg  transport.Message
-	wbuf []float64
+	mu      sync.Mutex
+	col     collection
+	agg     []float32
+	ups     []aggregator.Update
+	partUps []aggregator.Update // s.ups cut into ranges by mean
+	rec     results.Record
+	msg     transport.Message
+	wbuf    []float64
 }
 
 // collection is the state of the round being collected, guarded by mu.
@@ -415,7 +417,7 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		s.aggc = make([]float32, trained.Size())
 	}
 	aggc := s.aggc[:trained.Size()]
-	aggregator.Mean(aggc, s.ups, s.cfg.Weighting)
+	s.mean(aggc)
 	clear(s.agg)
 	client.Scatter(s.agg, aggc, trained)
 	if s.ext != nil {
@@ -440,6 +442,39 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Aggregate: time.Since(collected), ClientTrain: train,
 	})
 	return loss, len(got), nil
+}
+
+// minMeanPart is the fewest values per goroutine in mean.
+const minMeanPart = 1 << 16
+
+// mean is aggregator.Mean of s.ups into dst, on one goroutine per core:
+// the mean is element-wise, so each goroutine takes a range of elements
+// and the result has the same bits as one call over the whole range.
+func (s *Server) mean(dst []float32) {
+	parts := min(runtime.GOMAXPROCS(0), len(dst)/minMeanPart)
+	for _, u := range s.ups {
+		if len(u.Delta) != len(dst) {
+			parts = 1 // let Mean report the mismatch
+		}
+	}
+	if parts <= 1 {
+		aggregator.Mean(dst, s.ups, s.cfg.Weighting)
+		return
+	}
+	if cap(s.partUps) < parts*len(s.ups) {
+		s.partUps = make([]aggregator.Update, parts*len(s.ups))
+	}
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*len(dst)/parts, (p+1)*len(dst)/parts
+		ups := s.partUps[p*len(s.ups) : (p+1)*len(s.ups)]
+		for k, u := range s.ups {
+			u.Delta = u.Delta[lo:hi]
+			ups[k] = u
+		}
+		wg.Go(func() { aggregator.Mean(dst[lo:hi], ups, s.cfg.Weighting) })
+	}
+	wg.Wait()
 }
 
 // open starts collecting the updates of round from the selected clients.
