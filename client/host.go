@@ -56,6 +56,7 @@ const (
 // Transport is what a Host needs from the messaging layer.
 type Transport interface {
 	Publish(subject string, m *transport.Message) (int, error)
+	PublishFrame(subject string, f *transport.Frame) (int, error)
 	Subscribe(subject string, fn func(m *transport.Message, err error)) (func() error, error)
 	Flush() error
 }
@@ -174,6 +175,7 @@ type worker struct {
 	ex     Extras
 	sketch *gpseState
 	msg    transport.Message
+	frame  transport.Frame // msg encoded, with the delta written in place
 }
 
 func (h *Host) newWorker() *worker {
@@ -268,7 +270,13 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 			mine = append(mine, int(c))
 		}
 	}
-	jobs := make(chan int)
+	// All jobs are queued up front: a worker that finishes a client takes
+	// the next without waiting for a feeder goroutine to be scheduled.
+	jobs := make(chan int, len(mine))
+	for _, c := range mine {
+		jobs <- c
+	}
+	close(jobs)
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
 	for w := 0; w < min(h.cfg.Workers, len(mine)); w++ {
@@ -278,6 +286,9 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 			wk := h.pool.Get().(*worker)
 			defer h.pool.Put(wk)
 			for c := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
 				if err := h.train(wk, m, global.Data, c); err != nil {
 					select {
 					case errs <- err:
@@ -287,13 +298,6 @@ func (h *Host) round(ctx context.Context, m *transport.Message) error {
 			}
 		}()
 	}
-	for _, c := range mine {
-		if ctx.Err() != nil {
-			break
-		}
-		jobs <- c
-	}
-	close(jobs)
 	wg.Wait()
 	select {
 	case err := <-errs:
@@ -332,12 +336,20 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		loss, steps = wk.tr.Train(wk.local, segs, cfg, ex, c, round)
 	}
 	// The delta carries the trained parameters only (Trainable), so bytes
-	// up are what the method really sends.
-	delta := wk.delta[:0]
+	// up are what the method really sends. It is written straight into the
+	// worker's encoded update when the last one had the same layout.
+	delta := wk.frame.Values(0)
+	if len(delta) != cfg.Train.Size() {
+		delta = wk.delta[:cfg.Train.Size()]
+	}
+	k := 0
 	for _, q := range cfg.Train {
-		for i := q[0]; i < q[1]; i++ {
-			delta = append(delta, wk.local[i]-global[i])
+		d := delta[k : k+q[1]-q[0]]
+		l, g := wk.local[q[0]:q[1]], global[q[0]:q[1]]
+		for i := range d {
+			d[i] = l[i] - g[i]
 		}
+		k += len(d)
 	}
 	u := &wk.msg
 	*u = transport.Message{
@@ -364,7 +376,11 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		}
 	}
 	u.Scalars[2].Value = time.Since(start).Seconds() // training, Fisher and GPSE
-	if _, err := h.tr.Publish(h.cfg.Subjects.Update, u); err != nil {
+	err = wk.frame.Encode(u)
+	if err == nil {
+		_, err = h.tr.PublishFrame(h.cfg.Subjects.Update, &wk.frame)
+	}
+	if err != nil {
 		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
 	}
 	return nil

@@ -95,6 +95,10 @@ type BenchResult struct {
 	GPSERoundSeconds         float64    `json:"gpse_round_seconds"`
 
 	NATSBytesPerS float64 `json:"nats_bytes_per_s"`
+	// RoundNATSSeconds is how long the measured NATS rate takes to move
+	// one round's updates (ClientsPerRound paper-MLP update messages): the
+	// part of the round's messaging that is NATS's own work.
+	RoundNATSSeconds float64 `json:"round_nats_seconds"`
 }
 
 // PaperMLP is the FOT paper's Permuted-MNIST network.
@@ -128,9 +132,11 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 		res.MLPTrainFraction = res.MLPTrainGFLOPS / res.SgemmGFLOPS
 		res.CNNTrainFraction = res.CNNTrainGFLOPS / res.SgemmGFLOPS
 	}
-	if res.NATSBytesPerS, err = natsThroughput(cfg.Duration); err != nil {
+	var msgBytes int
+	if res.NATSBytesPerS, msgBytes, err = natsThroughput(cfg.Duration); err != nil {
 		return nil, err
 	}
+	res.RoundNATSSeconds = float64(cfg.ClientsPerRound*msgBytes) / res.NATSBytesPerS
 	if cfg.SkipRounds {
 		return res, nil
 	}
@@ -202,21 +208,22 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 }
 
 // natsThroughput publishes paper-MLP-sized model messages through an
-// embedded server for at least dur and returns the delivered bytes/s.
-func natsThroughput(dur time.Duration) (float64, error) {
+// embedded server for at least dur and returns the delivered bytes/s and
+// the size of one message.
+func natsThroughput(dur time.Duration) (float64, int, error) {
 	emb, err := transport.StartEmbedded()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer emb.Shutdown()
 	pub, err := emb.Connect("bench-pub")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer pub.Close()
 	sub, err := emb.Connect("bench-sub")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer sub.Close()
 	subj := transport.SubjectsFor("bench").Update
@@ -240,11 +247,11 @@ func natsThroughput(dur time.Duration) (float64, error) {
 		}
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer unsub()
 	if err := sub.Flush(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	p := make([]float32, 478410)
 	msg := &transport.Message{Kind: transport.KindUpdate, Tensors: []transport.Tensor{{Name: "delta", Rows: 1, Cols: len(p), Data: p}}}
@@ -252,12 +259,12 @@ func natsThroughput(dur time.Duration) (float64, error) {
 	start := time.Now()
 	for time.Since(start) < dur {
 		if _, err := pub.Publish(subj, msg); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		sent++
 	}
 	if err := pub.Flush(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for {
 		mu.Lock()
@@ -269,10 +276,10 @@ func natsThroughput(dur time.Duration) (float64, error) {
 		select {
 		case <-got:
 		case <-time.After(10 * time.Second):
-			return 0, fmt.Errorf("sim: bench: %d of %d NATS messages arrived", received, sent)
+			return 0, 0, fmt.Errorf("sim: bench: %d of %d NATS messages arrived", received, sent)
 		}
 	}
-	return float64(bytes) / time.Since(start).Seconds(), nil
+	return float64(bytes) / time.Since(start).Seconds(), msg.EncodedLen(), nil
 }
 
 // roundTiming runs the paper-shaped round benchmark for one method: 480

@@ -40,6 +40,9 @@ func TestBenchSmall(t *testing.T) {
 	if res.AllocsPerStep >= 0.5 {
 		t.Errorf("allocs per training step = %v, want 0", res.AllocsPerStep)
 	}
+	if res.RoundNATSSeconds <= 0 || res.NATSBytesPerS <= 0 {
+		t.Errorf("NATS: %v bytes/s, %v s per round: want both > 0", res.NATSBytesPerS, res.RoundNATSSeconds)
+	}
 	if f := res.RoundOverheadFraction; f < 0 || f > 1 {
 		t.Errorf("round overhead fraction %v outside [0, 1]", f)
 	}

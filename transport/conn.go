@@ -45,7 +45,7 @@ func newConn() *Conn {
 	_, _ = rand.Read(id[:]) // crypto/rand.Read never fails
 	return &Conn{
 		pub:  binary.LittleEndian.Uint64(id[:]),
-		buf:  make([]byte, chunkHdrLen, 4096),
+		buf:  make([]byte, headroom, 4096),
 		subs: make(map[*nats.Subscription]*subscription),
 	}
 }
@@ -89,28 +89,35 @@ func (c *Conn) MaxPayload() int { return int(c.nc.MaxPayload()) }
 func (c *Conn) Publish(subject string, m *Message) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	// The message is encoded after chunkHdrLen bytes of headroom: a whole
-	// frame uses the last 4 bytes of it for its header; a chunked message
-	// writes each chunk's header over the bytes just before that chunk,
-	// which belong to the previous chunk, already copied out by NATS.
-	buf, err := m.AppendBinary(c.buf[:chunkHdrLen])
+	buf, err := m.AppendBinary(c.buf[:headroom])
 	if err != nil {
 		return 0, fmt.Errorf("transport: publish %s on %q: %w", m.Kind, subject, err)
 	}
 	c.buf = buf
-	size := len(buf) - chunkHdrLen
+	return c.publish(subject, m.Kind, buf)
+}
+
+// publish sends the message encoded in buf[headroom:], of the given kind,
+// as one whole frame or in chunks. c.mu must be held.
+//
+// A whole frame's header goes in the last wholeHdrLen bytes of the
+// headroom; a chunked message writes each chunk's header over the bytes
+// just before that chunk, which belong to the previous chunk, already
+// copied out by NATS.
+func (c *Conn) publish(subject string, kind Kind, buf []byte) (int, error) {
+	size := len(buf) - headroom
 	maxPayload := c.MaxPayload()
 	if wholeHdrLen+size <= maxPayload {
-		frame := buf[chunkHdrLen-wholeHdrLen:]
+		frame := buf[headroom-wholeHdrLen:]
 		frame[0], frame[1], frame[2], frame[3] = frameWhole, 0, 0, 0
 		if err := c.nc.Publish(subject, frame); err != nil {
-			return 0, fmt.Errorf("transport: publish %s on %q: %w", m.Kind, subject, natsErr(err))
+			return 0, fmt.Errorf("transport: publish %s on %q: %w", kind, subject, natsErr(err))
 		}
 		c.out.Add(int64(len(frame)))
 		return size, nil
 	}
 	if size > maxMessageBytes {
-		return 0, fmt.Errorf("%w: publish %s on %q: %d bytes, max %d", ErrTooLarge, m.Kind, subject, size, maxMessageBytes)
+		return 0, fmt.Errorf("%w: publish %s on %q: %d bytes, max %d", ErrTooLarge, kind, subject, size, maxMessageBytes)
 	}
 	body := maxPayload - chunkHdrLen
 	if body < 1 {
@@ -119,12 +126,12 @@ func (c *Conn) Publish(subject string, m *Message) (int, error) {
 	c.seq++
 	h := chunkHeader{pub: c.pub, seq: c.seq, count: uint32((size + body - 1) / body), total: uint32(size)}
 	for i := range int(h.count) {
-		off := chunkHdrLen + i*body
+		off := headroom + i*body
 		end := min(off+body, len(buf))
 		h.index = uint32(i)
 		putChunkHeader(buf[off-chunkHdrLen:], h)
 		if err := c.nc.Publish(subject, buf[off-chunkHdrLen:end]); err != nil {
-			return 0, fmt.Errorf("transport: publish %s on %q: chunk %d of %d: %w", m.Kind, subject, i, h.count, natsErr(err))
+			return 0, fmt.Errorf("transport: publish %s on %q: chunk %d of %d: %w", kind, subject, i, h.count, natsErr(err))
 		}
 		c.out.Add(int64(end - off + chunkHdrLen))
 	}

@@ -435,11 +435,13 @@ func BenchmarkPublishReceive(b *testing.B) {
 		name       string
 		maxPayload int
 		tcp        bool
+		frame      bool // publish from a Frame whose values are written in place
 	}{
-		{"inproc", 0, false},
-		{"inproc-chunked-1MiB", 1 << 20, false},
-		{"tcp", 0, true},
-		{"tcp-chunked-1MiB", 1 << 20, true},
+		{"inproc", 0, false, false},
+		{"inproc-frame", 0, false, true},
+		{"inproc-chunked-1MiB", 1 << 20, false, false},
+		{"tcp", 0, true, false},
+		{"tcp-chunked-1MiB", 1 << 20, true, false},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			e := startEmbedded(b, EmbeddedOptions{MaxPayload: bc.maxPayload})
@@ -451,8 +453,29 @@ func BenchmarkPublishReceive(b *testing.B) {
 			ch := collect(b, recv, "fotsim.bench.round")
 			b.SetBytes(int64(m.EncodedLen()))
 			b.ReportAllocs()
+			var f Frame
+			if err := f.Encode(m); err != nil {
+				b.Fatal(err)
+			}
+			// What a client does each time: write the values (here a copy
+			// of m's), then publish them, from its own slice or in place.
+			out := *m
+			out.Tensors = []Tensor{m.Tensors[0]}
+			out.Tensors[0].Data = make([]float32, len(m.Tensors[0].Data))
+			if bc.frame {
+				out.Tensors[0].Data = f.Values(0)
+			}
 			for b.Loop() {
-				if _, err := send.Publish("fotsim.bench.round", m); err != nil {
+				copy(out.Tensors[0].Data, m.Tensors[0].Data)
+				var err error
+				if bc.frame {
+					if err = f.Encode(&out); err == nil {
+						_, err = send.PublishFrame("fotsim.bench.round", &f)
+					}
+				} else {
+					_, err = send.Publish("fotsim.bench.round", &out)
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 				if d := next(b, ch); d.err != nil {

@@ -73,6 +73,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.RoundSeconds > 0 {
 		rows = append(rows,
 			split("FedAvg round, 64 of 125 clients", res.RoundSplit),
+			[]string{"  of which NATS moving the updates", fmt.Sprintf("%.3fs (%s of the round) at the NATS rate above",
+				res.RoundNATSSeconds, pct(res.RoundNATSSeconds/res.RoundSeconds))},
 			split("FOT round (projected)", res.FOTRoundSplit),
 			[]string{"FOT task-end round (GPSE)", fmt.Sprintf("%.2fs", res.GPSERoundSeconds)})
 	}

@@ -8,6 +8,7 @@
 package transporttest
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 
@@ -51,6 +52,21 @@ func (b *Bus) Publish(subject string, m *transport.Message) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return b.deliver(subject, buf)
+}
+
+// PublishFrame implements the client host's Transport interface: it
+// publishes the message encoded in f as Publish does.
+func (b *Bus) PublishFrame(subject string, f *transport.Frame) (int, error) {
+	if f.Len() == 0 {
+		return 0, fmt.Errorf("%w: publish on %q: empty frame", transport.ErrLength, subject)
+	}
+	return b.deliver(subject, slices.Clone(f.Bytes()))
+}
+
+// deliver logs the encoded message buf and hands each subscriber of subject
+// its own decoded copy.
+func (b *Bus) deliver(subject string, buf []byte) (int, error) {
 	logged := new(transport.Message)
 	if err := transport.Decode(buf, logged); err != nil {
 		return 0, err

@@ -56,3 +56,32 @@ func TestBusDeliversCopiesLogsAndDrops(t *testing.T) {
 		t.Errorf("delivered after unsubscribe")
 	}
 }
+
+func TestBusPublishFrame(t *testing.T) {
+	b := NewBus()
+	var got []*transport.Message
+	if _, err := b.Subscribe("a", func(m *transport.Message, err error) { got = append(got, m) }); err != nil {
+		t.Fatal(err)
+	}
+	var f transport.Frame
+	if _, err := b.PublishFrame("a", &f); !errors.Is(err, transport.ErrLength) {
+		t.Fatalf("PublishFrame of an empty frame: got %v, want %v", err, transport.ErrLength)
+	}
+	m := &transport.Message{Kind: transport.KindUpdate, Client: 4, Tensors: []transport.Tensor{{Name: "d", Rows: 1, Cols: 2, Data: []float32{5, 6}}}}
+	if err := f.Encode(m); err != nil {
+		t.Fatal(err)
+	}
+	n, err := b.PublishFrame("a", &f)
+	if err != nil || n != m.EncodedLen() {
+		t.Fatalf("PublishFrame = %d, %v; want %d, nil", n, err, m.EncodedLen())
+	}
+	if v := f.Values(0); v != nil {
+		v[0] = 9 // the delivered copy must not change
+	}
+	if len(got) != 1 || got[0].Client != 4 || got[0].Tensors[0].Data[0] != 5 || got[0].Tensors[0].Data[1] != 6 {
+		t.Fatalf("delivered %+v, want a decoded copy of client 4's message", got)
+	}
+	if s := b.Sent("a"); len(s) != 1 || s[0].Size != m.EncodedLen() {
+		t.Errorf("Sent(a) = %d messages, want 1", len(s))
+	}
+}
