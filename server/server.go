@@ -87,6 +87,7 @@ type Timing struct {
 // RoundTiming is the time split of one round.
 type RoundTiming struct {
 	Task        int
+	Round       int           // global round index (task*rounds_per_task + round in task)
 	Last        bool          // the task's last round (GPSE, Fisher)
 	Broadcast   time.Duration // encode and publish the round message
 	Collect     time.Duration // from broadcast to the last update
@@ -438,7 +439,7 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		}
 	}
 	s.timing.Rounds = append(s.timing.Rounds, RoundTiming{
-		Task: task, Last: last, Broadcast: sent.Sub(start), Collect: collected.Sub(sent),
+		Task: task, Round: round, Last: last, Broadcast: sent.Sub(start), Collect: collected.Sub(sent),
 		Aggregate: time.Since(collected), ClientTrain: train,
 	})
 	return loss, len(got), nil

@@ -19,6 +19,13 @@
 //	})
 //	n, err := host.Publish(subj.Update, &transport.Message{Kind: transport.KindUpdate, ...})
 //
+// Publish copies a message into the connection's buffer. A publisher of
+// large tensors can save that copy with a Frame, whose tensor values it
+// writes in place (Frame.Values), then Frame.Encode and PublishFrame. A
+// subscription decodes with DecodeShared: the tensor values of a received
+// message are a view of the NATS payload, checked for NaN/Inf but not
+// copied.
+//
 // Client hosts in other processes or on other machines connect with
 // Dial(e.URL(), name) (start the server with EmbeddedOptions{Host:
 // "0.0.0.0"} to accept other machines) or Dial any NATS server's URL.

@@ -30,7 +30,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available)")
 	dur := fs.Duration("time", 2*time.Second, "duration of each throughput measurement")
-	rounds := fs.Int("rounds", 4, "rounds per task of the round benchmark")
+	rounds := fs.Int("rounds", 6, "rounds per task of the round benchmark (a task's first round is left out of the averages)")
 	workers := fs.Int("workers", 0, "training goroutines (0 = one per core)")
 	kernels := fs.Bool("kernels", false, "measure the kernels only, not the rounds")
 	if err := parse(fs, args); err != nil {
@@ -73,7 +73,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if res.RoundSeconds > 0 {
 		rows = append(rows,
 			split("FedAvg round, 64 of 125 clients", res.RoundSplit),
-			[]string{"  of which NATS moving the updates", fmt.Sprintf("%.3fs (%s of the round) at the NATS rate above",
+			[]string{"NATS alone, one round's updates", fmt.Sprintf("%.3fs at the NATS rate above (%s of the FedAvg round)",
 				res.RoundNATSSeconds, pct(res.RoundNATSSeconds/res.RoundSeconds))},
 			split("FOT round (projected)", res.FOTRoundSplit),
 			[]string{"FOT task-end round (GPSE)", fmt.Sprintf("%.2fs", res.GPSERoundSeconds)})
