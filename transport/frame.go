@@ -62,12 +62,12 @@ func (f *Frame) Encode(m *Message) error {
 		buf = make([]byte, headroom, headroom+size)
 	}
 	b, err := m.AppendBinary(buf[:headroom])
-	f.offs, f.lens = offs, f.lens[:0]
+	f.lens = f.lens[:0]
 	if err != nil {
-		f.buf, f.offs = f.buf[:0], f.offs[:0]
+		f.buf, f.offs = f.buf[:0], offs[:0]
 		return err
 	}
-	f.buf, f.kind = b, m.Kind
+	f.buf, f.kind, f.offs = b, m.Kind, offs
 	for i := range m.Tensors {
 		f.lens = append(f.lens, len(m.Tensors[i].Data))
 	}
