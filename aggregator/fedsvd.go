@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/lapack"
 	"gonum.org/v1/gonum/lapack/lapack64"
@@ -214,17 +213,9 @@ func (rf *Refactorer) reserve(dout, din, r, k int) {
 	rf.sv = grow(rf.sv, r)
 
 	// Workspace queries (they do not touch the matrices).
+	lw := max(thinQRWork(dout, r), thinQRWork(din, r))
 	q := []float64{0}
-	lw := 1
 	query := func() { lw = max(lw, int(q[0])) }
-	lapack64.Geqrf(blas64.General{Rows: dout, Cols: r, Stride: r, Data: rf.qb}, rf.tauB, q, -1)
-	query()
-	lapack64.Orgqr(blas64.General{Rows: dout, Cols: pB, Stride: r, Data: rf.qb}, rf.tauB, q, -1)
-	query()
-	lapack64.Geqrf(blas64.General{Rows: din, Cols: r, Stride: r, Data: rf.qa}, rf.tauA, q, -1)
-	query()
-	lapack64.Orgqr(blas64.General{Rows: din, Cols: pA, Stride: r, Data: rf.qa}, rf.tauA, q, -1)
-	query()
 	lapack64.Gesvd(lapack.SVDStore, lapack.SVDStore,
 		blas64.General{Rows: pA, Cols: r, Stride: r, Data: rf.ra},
 		blas64.General{Rows: pA, Cols: pA, Stride: pA, Data: rf.w},
@@ -287,8 +278,8 @@ func (rf *Refactorer) refactor(bNew, aNew, b, a []float32, dout, din, r int, bas
 
 	// B = Q_B R_B and A^T = Q_A R_A.
 	work := rf.work[:rf.lwork]
-	thinQRInPlace(rf.qb, rf.rb, rf.tauB, work, dout, r, pB)
-	thinQRInPlace(rf.qa, rf.ra, rf.tauA, work, din, r, pA)
+	thinQR(blas64.General{Rows: dout, Cols: r, Stride: r, Data: rf.qb}, rf.rb, rf.tauB, work)
+	thinQR(blas64.General{Rows: din, Cols: r, Stride: r, Data: rf.qa}, rf.ra, rf.tauA, work)
 
 	// R_A = W diag(sa) Z^T reveals A's rank; A^T = (Q_A W) (diag(sa) Z^T) = qh rh.
 	if !lapack64.Gesvd(lapack.SVDStore, lapack.SVDStore,
@@ -331,13 +322,7 @@ func (rf *Refactorer) refactor(bNew, aNew, b, a []float32, dout, din, r int, bas
 	if k > 0 {
 		bu := rf.bu[:pB*k]
 		gemm64(false, true, pB, k, r, 1, rf.rb, r, rf.coef, r, 0, bu, k)
-		var x, y float64
-		for _, v := range bu {
-			x += v * v
-		}
-		for _, v := range rf.s {
-			y += v * v
-		}
+		x, y := sumSq64(bu), sumSq64(rf.s)
 		if x+y > 0 {
 			removed = min(1, math.Sqrt(x/(x+y)))
 		}
@@ -485,103 +470,5 @@ func (rf *Refactorer) project(v []float64, c, pA int, U []float64, k int) {
 		g := rf.gs[:c]
 		gemm64(true, false, c, 1, din, 1, rf.qh, pA, v, 1, 0, g, 1)
 		gemm64(false, false, din, 1, c, -1, rf.qh, pA, g, 1, 1, v, 1)
-	}
-}
-
-// nonFinite returns the index of the first NaN or Inf in x, or -1.
-func nonFinite(x []float32) int {
-	for i, v := range x {
-		if v-v != 0 { // NaN - NaN and Inf - Inf are NaN
-			return i
-		}
-	}
-	return -1
-}
-
-func norm64(v []float64) float64 {
-	var s float64
-	for _, x := range v {
-		s += x * x
-	}
-	return math.Sqrt(s)
-}
-
-// gemm64 computes C = alpha op(A) op(B) + beta C for row-major float64
-// matrices (op(A) m x k, op(B) k x n), beta 0 or 1, serially and without
-// allocating. gonum's blas64.Gemm would split the tall products here across
-// goroutines; this keeps the refactor single-threaded, as DESIGN.md asks.
-// Matrix-vector products (n = 1, B not transposed) go to blas64.Gemv, which
-// is serial.
-func gemm64(tA, tB bool, m, n, k int, alpha float64, a []float64, lda int, b []float64, ldb int, beta float64, c []float64, ldc int) {
-	if n == 1 && !tB {
-		ta, ar, ac := blas.NoTrans, m, k
-		if tA {
-			ta, ar, ac = blas.Trans, k, m
-		}
-		blas64.Gemv(ta, alpha,
-			blas64.General{Rows: ar, Cols: ac, Stride: lda, Data: a[:(ar-1)*lda+ac]},
-			blas64.Vector{N: k, Inc: ldb, Data: b[:(k-1)*ldb+1]}, beta,
-			blas64.Vector{N: m, Inc: ldc, Data: c[:(m-1)*ldc+1]})
-		return
-	}
-	if beta == 0 {
-		for i := range m {
-			clear(c[i*ldc : i*ldc+n])
-		}
-	}
-	if tA {
-		// A is stored k x m: accumulate rank-1 updates row by row of A and B.
-		for l := range k {
-			arow := a[l*lda : l*lda+m]
-			for i, x := range arow {
-				if x == 0 {
-					continue
-				}
-				addScaledRowOfB(c[i*ldc:i*ldc+n], alpha*x, b, ldb, l, tB)
-			}
-		}
-		return
-	}
-	for i := range m {
-		row := c[i*ldc : i*ldc+n]
-		arow := a[i*lda : i*lda+k]
-		for l, x := range arow {
-			if x == 0 {
-				continue
-			}
-			addScaledRowOfB(row, alpha*x, b, ldb, l, tB)
-		}
-	}
-}
-
-// thinQRInPlace factors the rows x r matrix in q (row-major, stride r) as Q R in
-// place: on return q holds Q's first p = min(rows, r) columns and rOut
-// (p x r) the upper-triangular R; tau and work are LAPACK scratch.
-func thinQRInPlace(q, rOut, tau, work []float64, rows, r, p int) {
-	lapack64.Geqrf(blas64.General{Rows: rows, Cols: r, Stride: r, Data: q}, tau, work, len(work))
-	for i := range p {
-		for j := range r {
-			if j >= i {
-				rOut[i*r+j] = q[i*r+j]
-			} else {
-				rOut[i*r+j] = 0
-			}
-		}
-	}
-	lapack64.Orgqr(blas64.General{Rows: rows, Cols: p, Stride: r, Data: q}, tau, work, len(work))
-}
-
-// addScaledRowOfB adds x times row l of op(B) to row: B[l, :] when !tB,
-// B[:, l] (B stored n x k) when tB.
-func addScaledRowOfB(row []float64, x float64, b []float64, ldb, l int, tB bool) {
-	if tB {
-		for j := range row {
-			row[j] += x * b[j*ldb+l]
-		}
-		return
-	}
-	br := b[l*ldb : l*ldb+len(row)]
-	for j := range row {
-		row[j] += x * br[j]
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	"gonum.org/v1/gonum/lapack/lapack64"
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/fotsim/fotsim/nn/gemm"
@@ -184,7 +183,7 @@ func (b *Basis) Append(v mat.Matrix) int {
 	svd.UTo(&p)
 	q := mat.DenseCopyOf(p.Slice(0, r, 0, keep))
 	b.orthogonalise(q)
-	if !thinQR(q) {
+	if !thinQRPositive(q) {
 		return 0
 	}
 	k := b.k + keep
@@ -211,39 +210,24 @@ func (b *Basis) orthogonalise(w *mat.Dense) {
 	w.Sub(w, &corr)
 }
 
-// thinQR overwrites q (m x n, m >= n) with the Q factor of its thin
-// Householder QR, with column signs chosen so that diag(R) >= 0 (so a nearly
-// orthonormal q is changed only by rounding). It reports false on non-finite
-// input.
-func thinQR(q *mat.Dense) bool {
+// thinQRPositive overwrites q (m x n, m >= n) with the Q factor of its
+// thin Householder QR (thinQR), with column signs chosen so that diag(R) >=
+// 0 (so a nearly orthonormal q is changed only by rounding). It reports
+// false on non-finite input.
+func thinQRPositive(q *mat.Dense) bool {
 	a := q.RawMatrix()
-	for _, x := range a.Data {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return false
-		}
+	if nonFinite(a.Data) >= 0 {
+		return false
 	}
-	tau := make([]float64, a.Cols)
-	work := []float64{0}
-	lapack64.Geqrf(a, tau, work, -1)
-	work = make([]float64, max(int(work[0]), a.Cols))
-	lapack64.Geqrf(a, tau, work, len(work))
-	sign := make([]float64, a.Cols)
-	for j := range sign {
-		sign[j] = 1
-		if a.Data[j*a.Stride+j] < 0 {
-			sign[j] = -1
-		}
-	}
-	work[0] = 0
-	lapack64.Orgqr(a, tau, work, -1)
-	if need := int(work[0]); need > len(work) {
-		work = make([]float64, need)
-	}
-	lapack64.Orgqr(a, tau, work, len(work))
+	n := a.Cols
+	r := make([]float64, n*n)
+	thinQR(a, r, make([]float64, n), make([]float64, thinQRWork(a.Rows, n)))
 	for i := range a.Rows {
-		row := a.Data[i*a.Stride : i*a.Stride+a.Cols]
+		row := a.Data[i*a.Stride : i*a.Stride+n]
 		for j := range row {
-			row[j] *= sign[j]
+			if r[j*n+j] < 0 {
+				row[j] = -row[j]
+			}
 		}
 	}
 	return true
@@ -336,22 +320,4 @@ func Project(d []float32, rows, cols int, b *Basis) (removed float64) {
 		b.proj = NewProjector(nil)
 	}
 	return b.proj.Project(d, rows, cols, b)
-}
-
-// sumSq32 returns sum x_i^2 accumulated in float64.
-func sumSq32(x []float32) float64 {
-	var s0, s1, s2, s3 float64
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a, b, c, d := float64(x[i]), float64(x[i+1]), float64(x[i+2]), float64(x[i+3])
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
-	}
-	for ; i < len(x); i++ {
-		a := float64(x[i])
-		s0 += a * a
-	}
-	return (s0 + s1) + (s2 + s3)
 }

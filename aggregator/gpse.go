@@ -380,11 +380,11 @@ func (b *Basis) sketchSVD(y []float32, rows, cols int) (*mat.Dense, []float64, e
 	if rows != b.dim || cols < 1 || len(y) != rows*cols {
 		panic(fmt.Sprintf("aggregator: sketch %d values as %dx%d, want %d rows", len(y), rows, cols, b.dim))
 	}
+	if i := nonFinite(y); i >= 0 {
+		return nil, nil, fmt.Errorf("%w: entry %d is %v", ErrNonFinite, i, y[i])
+	}
 	a := make([]float64, len(y))
 	for i, v := range y {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, nil, fmt.Errorf("%w: entry %d is %v", ErrNonFinite, i, v)
-		}
 		a[i] = float64(v)
 	}
 	var svd mat.SVD
@@ -443,10 +443,7 @@ func Extend(b *Basis, ySum []float32, rows, cols int, ratios []float64, ns []int
 	if err != nil {
 		return 0, epsPrime, err
 	}
-	var total float64
-	for _, v := range s {
-		total += v * v
-	}
+	total := sumSq64(s)
 	if total == 0 {
 		return 0, epsPrime, nil
 	}
