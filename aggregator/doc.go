@@ -44,6 +44,6 @@
 //	send(sk.Y(), sk.Ratio(), sk.N())
 //
 //	// server, end of task t, per layer, ySum = sum of the clients' Y:
-//	cfg := aggregator.DefaultGPSEConfig() // eps 0.96, eps_inc 0, "fot"
+//	cfg := aggregator.GPSEConfig{Epsilon: 0.96, Criterion: aggregator.CriterionFOT} // the paper's PMNIST IID setting
 //	added, epsPrime, err := cfg.Extend(basis, ySum, dIn, m, ratios, ns, t)
 package aggregator

@@ -171,11 +171,6 @@ func Refactor(bNew, aNew, b, a []float32, dout, din, r int) error {
 	return NewRefactorer().Refactor(bNew, aNew, b, a, dout, din, r)
 }
 
-// ProjectLowRank is Refactorer.ProjectLowRank with a fresh Refactorer.
-func ProjectLowRank(bNew, aNew, b, a []float32, dout, din, r int, basis *Basis) (removed float64, err error) {
-	return NewRefactorer().ProjectLowRank(bNew, aNew, b, a, dout, din, r, basis)
-}
-
 // reserve sizes the scratch and the LAPACK workspace for (dout, din, r, k).
 func (rf *Refactorer) reserve(dout, din, r, k int) {
 	if rf.dout == dout && rf.din == din && rf.r == r && rf.k >= k && rf.work != nil {

@@ -506,7 +506,7 @@ func TestProjectLowRankNilBasisIsRefactor(t *testing.T) {
 	}
 	for _, basis := range []*Basis{nil, NewBasis(din)} {
 		b2, a2 := make([]float32, len(b)), make([]float32, len(a))
-		removed, err := ProjectLowRank(b2, a2, b, a, dout, din, rk, basis)
+		removed, err := NewRefactorer().ProjectLowRank(b2, a2, b, a, dout, din, rk, basis)
 		if err != nil || removed != 0 {
 			t.Fatalf("got removed %v, err %v; want 0, nil", removed, err)
 		}
@@ -566,7 +566,7 @@ func TestRefactorPanicsOnShapeMismatch(t *testing.T) {
 		{"short bNew", func() { _ = Refactor(mk(5), mk(8), mk(6), mk(8), 3, 4, 2) }},
 		{"short a", func() { _ = Refactor(mk(6), mk(8), mk(6), mk(7), 3, 4, 2) }},
 		{"long aNew", func() { _ = Refactor(mk(6), mk(9), mk(6), mk(8), 3, 4, 2) }},
-		{"basis dim", func() { _, _ = ProjectLowRank(mk(6), mk(8), mk(6), mk(8), 3, 4, 2, NewBasis(5)) }},
+		{"basis dim", func() { _, _ = NewRefactorer().ProjectLowRank(mk(6), mk(8), mk(6), mk(8), 3, 4, 2, NewBasis(5)) }},
 	}
 	for _, c := range cases {
 		func() {

@@ -471,12 +471,6 @@ type GPSEConfig struct {
 	Criterion string
 }
 
-// DefaultGPSEConfig returns the FOT paper's Permuted-MNIST IID setting:
-// eps = 0.96, eps_inc = 0, criterion fot.
-func DefaultGPSEConfig() GPSEConfig {
-	return GPSEConfig{Epsilon: 0.96, Criterion: CriterionFOT}
-}
-
 // Validate checks 0 < Epsilon <= 1, EpsInc >= 0 (both finite) and the criterion.
 func (c GPSEConfig) Validate() error {
 	if !(c.Epsilon > 0 && c.Epsilon <= 1) {

@@ -659,7 +659,7 @@ func TestGPSEConfig(t *testing.T) {
 		cfg  GPSEConfig
 		err  error
 	}{
-		{"default", DefaultGPSEConfig(), nil},
+		{"paper pmnist-iid", GPSEConfig{Epsilon: 0.96, Criterion: CriterionFOT}, nil},
 		{"gpm", GPSEConfig{Epsilon: 0.97, EpsInc: 0.003, Criterion: "gpm"}, nil},
 		{"empty criterion", GPSEConfig{Epsilon: 0.87, EpsInc: 0.001}, nil},
 		{"zero eps", GPSEConfig{Epsilon: 0}, ErrEpsilon},

@@ -215,9 +215,6 @@ func dirichlet(p []float64, alpha float64, r *rand.Rand) {
 	}
 }
 
-// gamma draws from Gamma(shape, 1) (mean shape, variance shape).
-func gamma(shape float64, r *rand.Rand) float64 { return math.Exp(logGamma(shape, r)) }
-
 // logGamma returns the log of a Gamma(shape, 1) draw, by Marsaglia and Tsang
 // (2000): for a >= 1, with d = a - 1/3 and c = 1/sqrt(9d), repeat
 // x ~ N(0,1), v = (1 + c x)^3 until v > 0 and

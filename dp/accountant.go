@@ -389,9 +389,6 @@ func (a *Accountant) Compose(q, sigma float64, steps int) error {
 // Steps returns the number of steps composed so far.
 func (a *Accountant) Steps() int { return a.steps }
 
-// Orders returns a copy of the accountant's orders.
-func (a *Accountant) Orders() []float64 { return append([]float64(nil), a.orders...) }
-
 // RDP returns a copy of the accumulated RDP, one value per order.
 func (a *Accountant) RDP() []float64 { return append([]float64(nil), a.rdp...) }
 

@@ -29,8 +29,9 @@
 // # Passes
 //
 // A Workspace serves one worker (it is not safe for concurrent use). It
-// holds buffers for MaxBatch samples and the gemm.Backend active when it
-// was created (SetBackend, ActiveBackend; gemm.Default() unless set):
+// holds buffers for the maxBatch samples given to NewWorkspace and the
+// gemm.Backend active when it was created (SetBackend, ActiveBackend;
+// gemm.Default() unless set):
 //
 //	m, err := nn.Build(nn.Spec{Arch: "mlp", In: nn.Shape{C: 1, H: 28, W: 28},
 //		Hidden: []int{400, 400, 400}, Dropout: []float64{0.2, 0.5, 0.5},
@@ -100,5 +101,6 @@
 // feature maps are kept (H, W, C) internally and flattened in PyTorch's
 // (C, H, W) order, so a PyTorch state dict maps onto the parameter vector
 // layer by layer. The functions panic only on programmer errors: a slice
-// of the wrong length, a batch above MaxBatch, a head or label out of range.
+// of the wrong length, a batch above the workspace's maxBatch, a head or
+// label out of range.
 package nn

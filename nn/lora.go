@@ -29,10 +29,6 @@ type LoRASpec struct {
 	Layers []string // names of weights to adapt, e.g. "fc0.weight"; empty = every shared Linear/conv weight
 }
 
-// DefaultLoRA returns a LoRASpec with the default rank and alpha that adapts
-// every shared weight.
-func DefaultLoRA() LoRASpec { return LoRASpec{Rank: DefaultLoRARank, Alpha: DefaultLoRAAlpha} }
-
 // filled returns a deep copy of l with the defaults filled in, nil for nil.
 func (l *LoRASpec) filled() *LoRASpec {
 	if l == nil {
@@ -141,8 +137,8 @@ func (m *Model) InitAdapters(params []float32, r *rand.Rand) {
 //	W0 += s B A;  B = 0
 //
 // so the function computed is unchanged (up to rounding) and A stays as it
-// was. FLoRA and FedEx-LoRA use it. Products accumulate in float64. It
-// panics if len(params) != NumParams().
+// was. Products accumulate in float64. It panics if len(params) !=
+// NumParams().
 func (m *Model) MergeAdapters(params []float32) {
 	m.checkParams("params", params)
 	for i := range m.adapters {

@@ -8,7 +8,8 @@ import (
 )
 
 // Workspace owns every buffer one worker needs to run a Model on batches of
-// at most MaxBatch samples, and the gemm.Backend it captured when created.
+// at most maxBatch samples (the argument of NewWorkspace), and the
+// gemm.Backend it captured when created.
 // After NewWorkspace, Forward, LossGrad, LossGradRanges, Backward and
 // Predict allocate nothing; LossGradClipped allocates its buffers on its
 // first call only. A Workspace is not safe for concurrent use and runs
@@ -141,9 +142,6 @@ func (ws *Workspace) Model() *Model { return ws.m }
 
 // Backend returns the backend the workspace captured when it was created.
 func (ws *Workspace) Backend() gemm.Backend { return ws.be }
-
-// MaxBatch returns the largest batch the workspace accepts.
-func (ws *Workspace) MaxBatch() int { return ws.maxBatch }
 
 // check panics on arguments that do not fit the model or the workspace.
 func (ws *Workspace) check(params, x []float32, batch, head int) {

@@ -28,10 +28,6 @@ func init() { Register("openblas", func() Backend { return OpenBLAS{} }) }
 // Name implements Backend.
 func (OpenBLAS) Name() string { return "openblas" }
 
-// Corename reports the kernel family OpenBLAS selected for this CPU,
-// e.g. "SkylakeX" or "Zen".
-func (OpenBLAS) Corename() string { return C.GoString(C.openblas_get_corename()) }
-
 // Sgemm implements Backend.
 func (OpenBLAS) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
