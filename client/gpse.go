@@ -6,6 +6,7 @@ import (
 
 	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/transport"
 )
@@ -27,26 +28,12 @@ type GPSEConfig struct {
 	Samples int
 }
 
-// Projected returns the weight matrices FOT projects, in order: every
-// shared weight (trunk layers and a single shared head), never per-task
-// heads. Their position in this list names their tensors on the wire.
-func Projected(m *nn.Model) []nn.ParamView {
-	var out []nn.ParamView
-	for _, w := range m.Weights() {
-		if w.Shared {
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
-// Names of the GPSE tensors and scalars for projected layer i.
-func BasisTensor(i int) string  { return fmt.Sprintf("basis/%d", i) }
-func SketchTensor(i int) string { return fmt.Sprintf("sketch/%d", i) }
-func RatioScalar(i int) string  { return fmt.Sprintf("ratio/%d", i) }
-
-// gpseState is a worker's reusable GPSE buffers.
-type gpseState struct {
+// GPSE is one worker's client side of FOT's subspace extraction: its
+// buffers, reused from client to client. It is not safe for concurrent
+// use; give each worker its own.
+type GPSE struct {
+	model    *nn.Model
+	cfg      GPSEConfig
 	widx     []int // index of each projected layer in Model.Weights()
 	bases    []*aggregator.Basis
 	sketches []*aggregator.Sketch
@@ -56,86 +43,82 @@ type gpseState struct {
 	dr       *rand.Rand
 }
 
-func (h *Host) newGPSE() (*gpseState, error) {
-	dist, err := aggregator.ParseSketchDist(h.cfg.GPSE.Sketch)
+// NewGPSE returns the GPSE buffers for model's projected layers
+// (protocol.Projected), for mini-batches of at most batch rows.
+func NewGPSE(model *nn.Model, cfg GPSEConfig, batch int) (*GPSE, error) {
+	dist, err := aggregator.ParseSketchDist(cfg.Sketch)
 	if err != nil {
 		return nil, err
 	}
-	g := &gpseState{dsrc: rand.NewPCG(0, 0)}
+	g := &GPSE{model: model, cfg: cfg, dsrc: rand.NewPCG(0, 0)}
 	g.dr = rand.New(g.dsrc)
 	shared := map[string]bool{}
-	for _, p := range Projected(h.model) {
+	for _, p := range protocol.Projected(model) {
 		shared[p.Name] = true
 	}
-	for i, w := range h.model.Weights() {
+	for i, w := range model.Weights() {
 		if !shared[w.Name] {
 			continue
 		}
 		b := aggregator.NewBasis(w.Cols)
 		g.widx = append(g.widx, i)
 		g.bases = append(g.bases, b)
-		m := aggregator.SketchCols(w.Cols, float64(max(h.cfg.GPSE.Oversample, 1)))
-		g.sketches = append(g.sketches, aggregator.NewSketch(w.Cols, m, h.cfg.Train.BatchSize, b, dist, nn.ActiveBackend()))
+		m := aggregator.SketchCols(w.Cols, float64(max(cfg.Oversample, 1)))
+		g.sketches = append(g.sketches, aggregator.NewSketch(w.Cols, m, batch, b, dist, nn.ActiveBackend()))
 		src := rand.NewPCG(0, 0)
 		g.srcs, g.rs = append(g.srcs, src), append(g.rs, rand.New(src))
 	}
 	return g, nil
 }
 
-// sketch runs GPSE for client c after its local training: one pass over
-// all its training rows with the local model, accumulating every projected
-// layer's residual sketch, and appends the sketches and ratios to the
-// worker's update message. G for layer i comes from the stream
-// (seed, "sketch", client, round, i); dropout masks of the pass (when
-// TrainMode) from (seed, "gpse-dropout", client, round).
-func (h *Host) sketch(wk *worker, m *transport.Message, segs []Segment, c int) error {
-	if wk.sketch == nil {
-		g, err := h.newGPSE()
-		if err != nil {
-			return fmt.Errorf("client %d: GPSE: %w", c, err)
-		}
-		wk.sketch = g
-	}
-	g := wk.sketch
+// Sketch runs GPSE for client w.Client after its local training: one pass
+// over all its training rows (GPSEConfig.Samples caps them) with its local
+// model w.Local, accumulating every projected layer's residual sketch
+// against the basis the round message carries (protocol.BasisTensor; none
+// = empty), and appends the sketches and ratios to w.Update with
+// protocol.FlagSketch. G for layer i comes from the stream (seed, "sketch",
+// client, round, i); dropout masks of the pass (when TrainMode) from
+// (seed, "gpse-dropout", client, round).
+func (g *GPSE) Sketch(w *Work) error {
+	m, c := w.Msg, w.Client
 	for i, b := range g.bases {
 		k := 0
 		var u []float32
-		if t := findTensor(m.Tensors, BasisTensor(i)); t != nil {
+		if t := m.Tensor(protocol.BasisTensor(i)); t != nil {
 			if t.Rows != b.Dim() || t.Cols > b.Dim() || len(t.Data) != t.Rows*t.Cols {
-				return fmt.Errorf("client %d: round %d: basis %d is %dx%d, want %d rows", c, m.Round, i, t.Rows, t.Cols, b.Dim())
+				return fmt.Errorf("basis %d is %dx%d, want %d rows", i, t.Rows, t.Cols, b.Dim())
 			}
 			k, u = t.Cols, t.Data
 		}
 		b.SetFloat32(u, k)
 		g.sketches[i].Reset()
-		rng.Reseed(g.srcs[i], h.cfg.Train.Seed, "sketch", c, int(m.Round), i)
+		rng.Reseed(g.srcs[i], w.Config.Seed, "sketch", c, w.Round, i)
 	}
-	cfg := h.cfg.Train
-	round := int(m.Round)
-	rng.Reseed(g.dsrc, cfg.Seed, "gpse-dropout", c, round)
-	in := h.model.InputSize()
-	ws := wk.tr.ws
-	for _, s := range segs {
+	cfg := w.Config
+	rng.Reseed(g.dsrc, cfg.Seed, "gpse-dropout", c, w.Round)
+	in := g.model.InputSize()
+	tr := w.Trainer
+	for _, s := range w.Segments {
 		rows := s.Rows
-		if k := h.cfg.GPSE.Samples; k > 0 && k < len(rows) {
+		if k := g.cfg.Samples; k > 0 && k < len(rows) {
 			rows = rows[:k]
 		}
 		for lo := 0; lo < len(rows); lo += cfg.BatchSize {
 			hi := min(lo+cfg.BatchSize, len(rows))
 			n := hi - lo
-			s.View.Gather(wk.tr.x[:n*in], wk.tr.y[:n], rows[lo:hi])
-			ws.Forward(wk.local, wk.tr.x[:n*in], n, s.Head, h.cfg.GPSE.TrainMode, g.dr)
-			for i, w := range g.widx {
-				at, r, _ := ws.LayerInput(w)
+			s.View.Gather(tr.x[:n*in], tr.y[:n], rows[lo:hi])
+			tr.ws.Forward(w.Local, tr.x[:n*in], n, s.Head, g.cfg.TrainMode, g.dr)
+			for i, wi := range g.widx {
+				at, r, _ := tr.ws.LayerInput(wi)
 				g.sketches[i].Add(at, r, g.rs[i])
 			}
 		}
 	}
-	u := &wk.msg
-	u.Flags |= FlagSketch
+	u := w.Update
+	u.Flags |= protocol.FlagSketch
 	for i, s := range g.sketches {
-		u.Tensors = append(u.Tensors, transport.Tensor{Name: SketchTensor(i), Rows: s.Dim(), Cols: s.M(), Data: s.Y()})
-		u.Scalars = append(u.Scalars, transport.Scalar{Name: RatioScalar(i), Value: s.Ratio()})
+		u.Tensors = append(u.Tensors, transport.Tensor{Name: protocol.SketchTensor(i), Rows: s.Dim(), Cols: s.M(), Data: s.Y()})
+		u.Scalars = append(u.Scalars, transport.Scalar{Name: protocol.RatioScalar(i), Value: s.Ratio()})
 	}
 	return nil
 }

@@ -9,49 +9,12 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
 )
 
 // ErrConfig reports an unusable client or host configuration.
 var ErrConfig = errors.New("client: bad config")
-
-// Message flags set by the server on a round broadcast.
-const (
-	// FlagSketch asks the selected clients to run GPSE after training and
-	// send their activation sketches with the update.
-	FlagSketch uint32 = 1 << iota
-	// FlagFisher asks the selected clients to send the diagonal Fisher
-	// information of their local model (EWC, FedCurv).
-	FlagFisher
-	// FlagBase marks a pretraining round (scenario pretrain:, federated
-	// mode): the clients train every base parameter, LoRA adapters left
-	// alone, with plain SGD (never DP), and send that delta.
-	FlagBase
-	// FlagNoTrain asks the selected clients not to train: they send a zero
-	// delta and whatever else the flags ask for (GPSE sketches, Fisher) on
-	// the global model. The server uses it after a central pretraining
-	// task, so that FOT and EWC learn about that task too.
-	FlagNoTrain
-)
-
-// Tensor and scalar names of the protocol.
-const (
-	TensorParams = "params" // round: the global model
-	TensorDelta  = "delta"  // update: local minus global parameters
-	ScalarLoss   = "loss"   // update: mean training loss
-	ScalarSteps  = "steps"  // update: SGD steps taken
-	ScalarDPQ    = "dp_q"   // update, DP-SGD only: the Poisson sampling rate of those steps
-	// ScalarTrainSeconds is the client's local training wall time (for
-	// timing reports only; it never enters a result).
-	ScalarTrainSeconds = "train_seconds"
-	TensorFisher       = "fisher" // update: diagonal Fisher of the local model
-	TensorQuadU        = "quad/u" // round: quadratic penalty weights U (EWC, FedCurv)
-	TensorQuadV        = "quad/v" // round: quadratic penalty centre term V
-	// TensorCurvAccepted lists (as float32 ids) the clients whose Fisher
-	// the server added to FedCurv's sums at the end of the last task; the
-	// sums are means over them.
-	TensorCurvAccepted = "curv/accepted"
-)
 
 // Transport is what a Host needs from the messaging layer.
 type Transport interface {
@@ -68,17 +31,42 @@ type Shards interface {
 	Shard(task, client int) []Segment
 }
 
-// Method is the client side of the training method (ALGORITHMS.md §6).
-type Method struct {
-	Name          string  // fedavg, fot, fedprox, ewc, fedcurv, flwf, central-*
-	Mu            float32 // fedprox: proximal coefficient
-	Lambda        float32 // ewc, fedcurv: penalty strength
-	FisherSamples int     // ewc, fedcurv: samples per client for the Fisher (0 = all)
-	Alpha         float32 // flwf: distillation weight
-	Temp          float32 // flwf: distillation temperature
-	// LoRA is "ab" or "b" for a LoRA method (the clients train those
-	// factors only, see Trainable), "" otherwise.
-	LoRA string
+// Behaviour is a method's client side on top of plain local SGD (the
+// methods package builds one per method; nil is plain FedAvg training). A
+// Host calls Round once per round message, before any of its clients of
+// that round train; then, for every client it trains, Extras before local
+// training and Finish after it, on several workers at once: Extras and
+// Finish must only read state that Round wrote, and keep per-worker
+// buffers in Work.State.
+type Behaviour interface {
+	// Round sees every round message the host accepts (the global model
+	// is there), in arrival order, before its clients train.
+	Round(m *transport.Message) error
+	// Extras returns the additions to client w.Client's local training
+	// (nil for none); it may use w.Extras as storage.
+	Extras(w *Work) (*Extras, error)
+	// Finish appends the method's part of the update (tensors, scalars,
+	// flags) to w.Update after local training.
+	Finish(w *Work) error
+}
+
+// Work is one client's local training job of a round, as a Behaviour sees
+// it.
+type Work struct {
+	Client   int
+	Round    int
+	Msg      *transport.Message // the round message
+	Global   []float32          // the global model of the round
+	Local    []float32          // the client's model: the global one before training, the trained one in Finish
+	Segments []Segment          // the client's training data (Shards)
+	Trainer  *Trainer           // the worker's trainer, free to use in Finish
+	Config   Config             // the host's training recipe (seed, batch size, ...)
+	Update   *transport.Message // the update being built (Finish)
+	// Extras is storage for the Extras a Behaviour returns.
+	Extras Extras
+	// State is the Behaviour's own per-worker state, kept across the
+	// clients and rounds a worker trains; nil at first.
+	State any
 }
 
 // DPConfig turns on DP-SGD (see DPStep) for every client of a host, except
@@ -96,8 +84,11 @@ type HostConfig struct {
 	First, Last int
 	Workers     int
 	Train       Config
-	Method      Method
-	GPSE        GPSEConfig
+	// Behaviour is the method's client side; nil trains plain FedAvg.
+	Behaviour Behaviour
+	// LoRA is "ab" or "b" for a LoRA method (the clients train those
+	// factors only, see protocol.Trainable), "" otherwise.
+	LoRA string
 	// DP, when non-nil, trains with DP-SGD; Sigma must cover [First, Last).
 	DP *DPConfig
 	// PretrainLR, when > 0, replaces Train.SGD.LR in pretraining rounds
@@ -115,8 +106,8 @@ func (c HostConfig) Validate() error {
 	if c.First < 0 || c.Last <= c.First {
 		return fmt.Errorf("%w: client range [%d, %d) is empty", ErrConfig, c.First, c.Last)
 	}
-	if c.Method.LoRA != "" && c.Method.LoRA != "ab" && c.Method.LoRA != "b" {
-		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.Method.LoRA)
+	if c.LoRA != "" && c.LoRA != "ab" && c.LoRA != "b" {
+		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.LoRA)
 	}
 	if d := c.DP; d != nil {
 		if !(d.Clip > 0) {
@@ -142,17 +133,7 @@ type Host struct {
 	tr     Transport
 	pool   sync.Pool // *worker
 	done   chan error
-
-	teacher     []float32 // flwf: the global model at the start of the current task
-	teacherTask int
-
-	ownMu   sync.Mutex
-	own     map[int]*curvTerm // fedcurv: each client's own accumulated term
-	pending map[int]*curvTerm // fedcurv: F and F*w of the last Fisher round, unscaled
 }
-
-// curvTerm is one client's share of FedCurv's U and V sums.
-type curvTerm struct{ u, v []float32 }
 
 // NewHost returns a host that trains model's clients on shards and talks
 // over tr.
@@ -167,15 +148,12 @@ func NewHost(cfg HostConfig, model *nn.Model, shards Shards, tr Transport) (*Hos
 
 // worker is the per-goroutine state: a trainer and parameter buffers.
 type worker struct {
-	tr     *Trainer
-	local  []float32
-	delta  []float32
-	fisher []float32
-	u, v   []float32 // fedcurv: U and V without the client's own term
-	ex     Extras
-	sketch *gpseState
-	msg    transport.Message
-	frame  transport.Frame // msg encoded, with the delta written in place
+	tr    *Trainer
+	local []float32
+	delta []float32
+	work  Work
+	msg   transport.Message
+	frame transport.Frame // msg encoded, with the delta written in place
 }
 
 func (h *Host) newWorker() *worker {
@@ -251,18 +229,15 @@ func (h *Host) logf(format string, args ...any) {
 // round trains every selected client this host owns, on up to Workers
 // goroutines, and publishes their updates.
 func (h *Host) round(ctx context.Context, m *transport.Message) error {
-	global := findTensor(m.Tensors, TensorParams)
+	global := m.Tensor(protocol.TensorParams)
 	if global == nil || len(global.Data) != h.model.NumParams() {
-		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, TensorParams, h.model.NumParams())
+		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, protocol.TensorParams, h.model.NumParams())
 		return nil
 	}
-	if t := findTensor(m.Tensors, TensorCurvAccepted); t != nil {
-		h.commitCurv(t.Data)
-	}
-	if h.cfg.Method.Name == "flwf" && int(m.Task) > h.teacherTask {
-		// The first broadcast of a task is the model that ended the last one.
-		h.teacher = append(h.teacher[:0], global.Data...)
-		h.teacherTask = int(m.Task)
+	if b := h.cfg.Behaviour; b != nil {
+		if err := b.Round(m); err != nil {
+			return fmt.Errorf("client: round %d: %w", m.Round, err)
+		}
 	}
 	var mine []int
 	for _, c := range m.Clients {
@@ -312,27 +287,33 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 	task, round := int(m.Task), int(m.Round)
 	segs := h.shards.Shard(task, c)
 	copy(wk.local, global)
-	ex, err := h.extras(wk, m, global, c)
-	if err != nil {
-		return err
+	w := &wk.work
+	w.Client, w.Round, w.Msg, w.Global, w.Local, w.Segments = c, round, m, global, wk.local, segs
+	w.Trainer, w.Config, w.Update = wk.tr, h.cfg.Train, &wk.msg
+	var ex *Extras
+	if b := h.cfg.Behaviour; b != nil {
+		var err error
+		if ex, err = b.Extras(w); err != nil {
+			return fmt.Errorf("client %d: round %d: %w", c, round, err)
+		}
 	}
 	n := 0
 	for _, s := range segs {
 		n += len(s.Rows)
 	}
 	cfg := h.cfg.Train
-	cfg.Train = Trainable(h.model, h.cfg.Method.LoRA, m.Flags)
-	if m.Flags&FlagBase != 0 && h.cfg.PretrainLR > 0 {
+	cfg.Train = protocol.Trainable(h.model, h.cfg.LoRA, m.Flags)
+	if m.Flags&protocol.FlagBase != 0 && h.cfg.PretrainLR > 0 {
 		cfg.SGD.LR = h.cfg.PretrainLR
 	}
-	dpOn := h.cfg.DP != nil && m.Flags&(FlagBase|FlagNoTrain) == 0
+	dpOn := h.cfg.DP != nil && m.Flags&(protocol.FlagBase|protocol.FlagNoTrain) == 0
 	if dpOn {
 		cfg.DP = &DPStep{Clip: h.cfg.DP.Clip, Sigma: h.cfg.DP.Sigma[c]}
 	}
 	start := time.Now()
 	var loss float64
 	var steps int
-	if m.Flags&FlagNoTrain == 0 {
+	if m.Flags&protocol.FlagNoTrain == 0 {
 		loss, steps = wk.tr.Train(wk.local, segs, cfg, ex, c, round)
 	}
 	// The delta carries the trained parameters only (Trainable), so bytes
@@ -359,136 +340,26 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		Client: int32(c),
 		N:      int64(n),
 		Scalars: append(u.Scalars[:0],
-			transport.Scalar{Name: ScalarLoss, Value: loss},
-			transport.Scalar{Name: ScalarSteps, Value: float64(steps)},
-			transport.Scalar{Name: ScalarTrainSeconds}),
-		Tensors: append(u.Tensors[:0], transport.Tensor{Name: TensorDelta, Rows: 1, Cols: len(delta), Data: delta}),
+			transport.Scalar{Name: protocol.ScalarLoss, Value: loss},
+			transport.Scalar{Name: protocol.ScalarSteps, Value: float64(steps)},
+			transport.Scalar{Name: protocol.ScalarTrainSeconds}),
+		Tensors: append(u.Tensors[:0], transport.Tensor{Name: protocol.TensorDelta, Rows: 1, Cols: len(delta), Data: delta}),
 	}
 	if dpOn {
-		u.Scalars = append(u.Scalars, transport.Scalar{Name: ScalarDPQ, Value: DPRate(cfg.BatchSize, n)})
+		u.Scalars = append(u.Scalars, transport.Scalar{Name: protocol.ScalarDPQ, Value: DPRate(cfg.BatchSize, n)})
 	}
-	if m.Flags&FlagFisher != 0 {
-		h.fisher(wk, segs, c, round)
-	}
-	if m.Flags&FlagSketch != 0 {
-		if err := h.sketch(wk, m, segs, c); err != nil {
-			return err
+	if b := h.cfg.Behaviour; b != nil {
+		if err := b.Finish(w); err != nil {
+			return fmt.Errorf("client %d: round %d: %w", c, round, err)
 		}
 	}
-	u.Scalars[2].Value = time.Since(start).Seconds() // training, Fisher and GPSE
-	err = wk.frame.Encode(u)
+	u.Scalars[2].Value = time.Since(start).Seconds() // training and the method's work (Fisher, GPSE)
+	err := wk.frame.Encode(u)
 	if err == nil {
 		_, err = h.tr.PublishFrame(h.cfg.Subjects.Update, &wk.frame)
 	}
 	if err != nil {
 		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
-	}
-	return nil
-}
-
-// extras builds the method's additions to local training for client c.
-func (h *Host) extras(wk *worker, m *transport.Message, global []float32, c int) (*Extras, error) {
-	mc := h.cfg.Method
-	ex := &wk.ex
-	*ex = Extras{}
-	switch mc.Name {
-	case "fedprox":
-		ex.Mu, ex.Global = mc.Mu, global
-	case "flwf":
-		if h.teacher != nil {
-			ex.Teacher, ex.Alpha, ex.Temp = h.teacher, mc.Alpha, mc.Temp
-		}
-	case "ewc", "fedcurv":
-		u, v := findTensor(m.Tensors, TensorQuadU), findTensor(m.Tensors, TensorQuadV)
-		if u == nil || v == nil {
-			return ex, nil // no old task yet
-		}
-		if len(u.Data) != len(global) || len(v.Data) != len(global) {
-			return nil, fmt.Errorf("client %d: round %d: penalty tensors have %d and %d values, want %d", c, m.Round, len(u.Data), len(v.Data), len(global))
-		}
-		ex.Lambda, ex.U, ex.V = mc.Lambda, u.Data, v.Data
-		if mc.Name == "fedcurv" {
-			h.ownMu.Lock()
-			own := h.own[c]
-			h.ownMu.Unlock()
-			if own != nil {
-				wk.u = append(wk.u[:0], u.Data...)
-				wk.v = append(wk.v[:0], v.Data...)
-				for i := range wk.u {
-					wk.u[i] -= own.u[i]
-					wk.v[i] -= own.v[i]
-				}
-				ex.U, ex.V = wk.u, wk.v
-			}
-		}
-	}
-	return ex, nil
-}
-
-// fisher computes the client's diagonal Fisher on its current-task data
-// and adds it to the update. For FedCurv it also keeps the client's F and
-// F*w (w its local model) until the server says whether it used them.
-func (h *Host) fisher(wk *worker, segs []Segment, c, round int) {
-	if len(wk.fisher) != len(wk.local) {
-		wk.fisher = make([]float32, len(wk.local))
-	}
-	wk.tr.Fisher(wk.fisher, wk.local, segs[len(segs)-1], h.cfg.Method.FisherSamples, h.cfg.Train.Seed, c, round)
-	wk.msg.Flags |= FlagFisher
-	wk.msg.Tensors = append(wk.msg.Tensors, transport.Tensor{Name: TensorFisher, Rows: 1, Cols: len(wk.fisher), Data: wk.fisher})
-	if h.cfg.Method.Name != "fedcurv" {
-		return
-	}
-	t := &curvTerm{u: append([]float32(nil), wk.fisher...), v: make([]float32, len(wk.local))}
-	for i, f := range wk.fisher {
-		t.v[i] = f * wk.local[i]
-	}
-	h.ownMu.Lock()
-	defer h.ownMu.Unlock()
-	if h.pending == nil {
-		h.pending = map[int]*curvTerm{}
-	}
-	h.pending[c] = t
-}
-
-// commitCurv adds to each accepted client's own FedCurv term its pending
-// F and F*w scaled by 1/K, K = the number of accepted clients, exactly as
-// the server added them to its sums; terms of clients the server did not
-// accept are dropped.
-func (h *Host) commitCurv(ids []float32) {
-	h.ownMu.Lock()
-	defer h.ownMu.Unlock()
-	if len(ids) == 0 || len(h.pending) == 0 {
-		clear(h.pending)
-		return
-	}
-	if h.own == nil {
-		h.own = map[int]*curvTerm{}
-	}
-	inv := 1 / float32(len(ids))
-	for _, id := range ids {
-		c := int(id)
-		p := h.pending[c]
-		if p == nil {
-			continue
-		}
-		o := h.own[c]
-		if o == nil {
-			o = &curvTerm{u: make([]float32, len(p.u)), v: make([]float32, len(p.v))}
-			h.own[c] = o
-		}
-		for i := range p.u {
-			o.u[i] += p.u[i] * inv
-			o.v[i] += p.v[i] * inv
-		}
-	}
-	clear(h.pending)
-}
-
-func findTensor(ts []transport.Tensor, name string) *transport.Tensor {
-	for i := range ts {
-		if ts[i].Name == name {
-			return &ts[i]
-		}
 	}
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/fotsim/fotsim/methods"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -105,7 +107,7 @@ func (d *decoder) methodName(n *yaml.Node, path, name string) bool {
 }
 
 func unknownMethod(name string) string {
-	names := methodNames()
+	names := methods.Names()
 	msg := fmt.Sprintf("unknown method %q (known: %s)", name, strings.Join(names, ", "))
 	if c := closest(name, names); c != "" {
 		msg += fmt.Sprintf("; did you mean %q?", c)

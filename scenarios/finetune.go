@@ -87,14 +87,6 @@ func (s *Scenario) DPFor(m Method) DP {
 	return d
 }
 
-// LoRATrains returns which LoRA factors method trains on its clients: "ab" (A and B),
-// "b" (B only), or "" for a method that does not use adapters (it runs on the model
-// without model.lora and trains every parameter).
-func LoRATrains(method string) string {
-	info, _ := LookupMethod(method)
-	return info.LoRA
-}
-
 // isInf reports whether a YAML scalar spells infinity: .inf, +.inf, inf, infinity (any
 // case). dp.epsilon and dp_epsilon accept it for "no DP".
 func isInf(n *yaml.Node) bool {
@@ -110,41 +102,6 @@ func isInf(n *yaml.Node) bool {
 
 // Pretraining modes.
 var pretrainModes = []string{"central", "federated"}
-
-// registerLoRAMethods registers the LoRA methods (ALGORITHMS.md section 4), after the
-// baselines (methods.go calls it from its last init).
-func registerLoRAMethods() {
-	RegisterMethod(MethodInfo{
-		Name:    "fedavg-lora",
-		Summary: "FedAvg-LoRA: clients train LoRA A and B (base frozen), the server averages A and B separately (ALGORITHMS.md 4)",
-		LoRA:    "ab",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "ffa-lora",
-		Summary: "FFA-LoRA: clients train only B, A stays at its random start; the server averages B",
-		LoRA:    "b",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "fedsvd",
-		Summary: "FedSVD: clients train only B; the server averages B and refactors B A = U S V^T into A = V_r^T (orthonormal rows), B = U_r S_r",
-		LoRA:    "b",
-		Options: []KeyDoc{
-			{Path: "period", Kind: KindInt, Default: "1", Doc: "refactor every period rounds (>= 1)"},
-			{Path: "warmup", Kind: KindInt, Default: "0", Doc: "LoRA rounds before the first refactor (>= 0)"},
-			{Path: "fot", Kind: KindBool, Default: "false", Doc: "combine with FOT: project B A off the old tasks' input subspaces (fot: block, GPSE at task ends) before each refactor"},
-		},
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "flora",
-		Summary: "FLoRA: clients train A and B; the server merges sum_k p_k s B_k A_k into W0 and re-initialises A (random) and B = 0",
-		LoRA:    "ab",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "fedex-lora",
-		Summary: "FedEx-LoRA: clients train A and B; the server averages A and B and merges the residual s (sum_k p_k B_k A_k - B_avg A_avg) into W0",
-		LoRA:    "ab",
-	})
-}
 
 // checkFineTune checks model.lora, pretrain:, train.local_steps, dp: and how the
 // methods use them.
@@ -199,16 +156,11 @@ func (s *Scenario) checkFineTune(c *checker) {
 		if info.LoRA != "" && s.Model.LoRA != nil && len(s.Model.LoRA.Layers) == 0 && s.Model.Heads == "per_task" {
 			c.add(path, fmt.Sprintf("method %s trains only LoRA adapters, which model.lora puts on shared weights only, so the per-task heads (model.heads: per_task) would never train: use model.heads: shared or list the heads in model.lora.layers (head0.weight, ...)", m.Name), "model.heads", "model.lora")
 		}
-		if m.Name == "flwf" && s.DPFor(m).On() {
-			c.add(path, "method flwf cannot run with DP-SGD (dp.epsilon or dp_epsilon > 0): its distillation gradient is not clipped per sample", "dp.epsilon")
+		if info.NoDP != "" && s.DPFor(m).On() {
+			c.add(path, fmt.Sprintf("method %s cannot run with DP-SGD (dp.epsilon or dp_epsilon > 0): %s", m.Name, info.NoDP), "dp.epsilon")
 		}
-		if m.Name == "fedsvd" {
-			if v, ok := m.Options["period"].(int); ok && v < 1 {
-				c.add(path+".period", fmt.Sprintf("must be at least 1, got %d", v))
-			}
-			if v, ok := m.Options["warmup"].(int); ok && v < 0 {
-				c.add(path+".warmup", fmt.Sprintf("must be at least 0, got %d", v))
-			}
+		if info.SharedHead != "" && s.Model.Heads == "per_task" {
+			c.add(path, fmt.Sprintf("method %s needs model.heads: shared (%s)", m.Name, info.SharedHead), "model.heads")
 		}
 	}
 }

@@ -20,8 +20,8 @@ import (
 //
 // Options holds the options written on the method, typed by the registry's kinds:
 // float64 (KindFloat, integers are widened), int, bool or string. Options that were not
-// written are absent; the accessors Float, Int, Bool and Str fall back to the registry
-// default, and Scenario.FOTFor to the fot: block.
+// written are absent. It is what the scenario says (labels, scenario.yaml); the options a
+// run uses are Scenario.MethodOptions, a value of the method's own options type.
 type Method struct {
 	Name    string
 	Options map[string]any
@@ -70,49 +70,6 @@ func (m Method) optionOrder(info MethodInfo) []string {
 	return append(keys, extra...)
 }
 
-// option returns the option's value as written, else the registry default, else nil.
-func (m Method) option(key string) any {
-	if v, ok := m.Options[key]; ok {
-		return v
-	}
-	if info, ok := LookupMethod(m.Name); ok {
-		if o := info.Option(key); o != nil {
-			v, _ := parseOption(o.Kind, o.Default)
-			return v
-		}
-	}
-	return nil
-}
-
-// Float returns a float option (as written, else the registry default, else 0).
-func (m Method) Float(key string) float64 {
-	switch v := m.option(key).(type) {
-	case float64:
-		return v
-	case int:
-		return float64(v)
-	}
-	return 0
-}
-
-// Int returns an int option (as written, else the registry default, else 0).
-func (m Method) Int(key string) int {
-	v, _ := m.option(key).(int)
-	return v
-}
-
-// Bool returns a bool option (as written, else the registry default, else false).
-func (m Method) Bool(key string) bool {
-	v, _ := m.option(key).(bool)
-	return v
-}
-
-// Str returns a string option (as written, else the registry default, else "").
-func (m Method) Str(key string) string {
-	v, _ := m.option(key).(string)
-	return v
-}
-
 // MarshalYAML writes a plain name when the method has no options, else a flow mapping
 // {name: ..., option: value, ...} with the options in registry order.
 func (m Method) MarshalYAML() (any, error) {
@@ -146,37 +103,19 @@ func (m *Method) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// effectiveKey identifies what a method runs, for duplicate detection: the name and
-// every registered option's effective value (written, else the block's, else the
-// registry default), plus unregistered options.
+// effectiveKey identifies what a method runs, for duplicate detection: the name, every
+// option's effective value (MethodOptions: written, else the block's, else the registry
+// default) and the DP target.
 func (s *Scenario) effectiveKey(m Method) string {
 	info, _ := LookupMethod(m.Name)
 	var b strings.Builder
 	b.WriteString(m.Name)
-	var block map[string]any
-	if info.Block == "fot" {
-		block = structValues(s.FOTFor(m))
+	opts, _ := s.MethodOptions(m)
+	vals := structValues(opts)
+	for _, o := range info.Options {
+		fmt.Fprintf(&b, "|%s=%s", o.Path, formatValue(vals[o.Path]))
 	}
-	if block == nil {
-		block = map[string]any{}
-	}
-	block[OptionDPEpsilon] = s.DP.Epsilon
-	for _, o := range append(slices.Clip(info.Options), commonOptions...) {
-		v, ok := m.Options[o.Path]
-		if !ok {
-			if bv, inBlock := block[o.Path]; inBlock {
-				v = bv
-			} else {
-				v, _ = parseOption(o.Kind, o.Default)
-			}
-		}
-		fmt.Fprintf(&b, "|%s=%s", o.Path, formatValue(v))
-	}
-	for _, k := range m.optionOrder(info) {
-		if info.Option(k) == nil {
-			fmt.Fprintf(&b, "|%s=%s", k, formatValue(m.Options[k]))
-		}
-	}
+	fmt.Fprintf(&b, "|%s=%s", OptionDPEpsilon, formatValue(s.DPFor(m).Epsilon))
 	return b.String()
 }
 

@@ -2,21 +2,22 @@ package scenarios
 
 import (
 	"fmt"
+	"github.com/fotsim/fotsim/methods"
 	"math"
 	"reflect"
 	"slices"
 	"strconv"
-	"sync"
 )
 
-// Kinds of method options (KeyDoc.Kind). A float option accepts any YAML number, an int
+// Kinds of method options (KeyDoc.Kind), as the methods registry derives them from the
+// Go type of each option's field. A float option accepts any YAML number, an int
 // option an integer, a bool option true or false, a string option any scalar (one of
 // KeyDoc.Allowed when that is set).
 const (
-	KindFloat  = "float"
-	KindInt    = "int"
-	KindBool   = "bool"
-	KindString = "string"
+	KindFloat  = methods.KindFloat
+	KindInt    = methods.KindInt
+	KindBool   = methods.KindBool
+	KindString = methods.KindString
 )
 
 // KeyDoc documents one key: a scenario key (Reference) or a method option
@@ -40,23 +41,22 @@ type KeyDoc struct {
 	Short string
 }
 
-// MethodInfo describes one method that scenarios may name in methods:.
+// MethodInfo describes one registered method (package methods) as scenarios see it: its
+// Spec (name, summary, fot: block, LoRA factors, ...) and its options as KeyDocs. Every
+// method also takes the CommonOptions (dp_epsilon), which are not listed here.
 type MethodInfo struct {
-	// Name is what scenarios write ("fedavg", "fot").
-	Name string
-	// Summary is a one-line description for listings.
-	Summary string
-	// Block names the scenario block whose keys give this method's option defaults
-	// ("fot": the fot: block, overridden by the method's options, see
-	// Scenario.FOTFor), or "" when the defaults are the options' own Default.
-	Block string
-	// Options are the method's options; Kind must be one of KindFloat, KindInt,
-	// KindBool, KindString and Default must parse as that kind. Every method also
-	// takes the CommonOptions (dp_epsilon), which are not listed here.
+	methods.Spec
 	Options []KeyDoc
-	// LoRA is "ab" or "b" for a LoRA method, whose clients train those LoRA factors
-	// only (model.lora required), and "" otherwise.
-	LoRA string
+	def     methods.Method
+}
+
+// methodInfo converts a registered method.
+func methodInfo(m methods.Method) MethodInfo {
+	mi := MethodInfo{Spec: m.Info(), def: m}
+	for _, o := range m.Options() {
+		mi.Options = append(mi.Options, KeyDoc{Path: o.Key, Kind: o.Kind, Default: o.Default, Doc: o.Doc, Allowed: o.Allowed, Short: o.Short})
+	}
+	return mi
 }
 
 // Option returns the option with key k (the method's own, else a common option such
@@ -97,158 +97,43 @@ var (
 	sketches   = []string{"uniform", "gaussian"}
 )
 
-// The method registry: a documented global, written by RegisterMethod (normally from
-// init functions) and read by the loader.
-var (
-	methodsMu   sync.RWMutex
-	methodIndex = map[string]int{}
-	methodList  []MethodInfo
-)
-
-func init() {
-	RegisterMethod(MethodInfo{
-		Name:    "fedavg",
-		Summary: "FedAvg: clients run local SGD, the server averages their models (ALGORITHMS.md 1)",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "fot",
-		Summary: "Federated Orthogonal Training: FedAvg + server-side projection on the old tasks' input subspaces, extracted by GPSE (ALGORITHMS.md 3)",
-		Block:   "fot",
-		Options: fotOptions(),
-	})
-}
-
-// The baselines the FOT paper compares with (ALGORITHMS.md §6) and the
-// centralised references.
-func init() {
-	fisherSamples := KeyDoc{Path: "fisher_samples", Kind: KindInt, Default: "256", Doc: "samples per client for the diagonal Fisher at the end of a task (0 = all)"}
-	RegisterMethod(MethodInfo{
-		Name:    "fedprox",
-		Summary: "FedProx: local loss + (mu/2)||w - w_global||^2",
-		Options: []KeyDoc{{Path: "mu", Kind: KindFloat, Default: "0.01", Doc: "proximal coefficient (>= 0)"}},
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "ewc",
-		Summary: "FL+EWC: local loss + (lambda/2) sum_t sum_i F_t,i (w_i - w*_t,i)^2, Fisher averaged over clients, w*_t the global model after task t",
-		Options: []KeyDoc{{Path: "lambda", Kind: KindFloat, Default: "100", Short: "lambda", Doc: "penalty strength (>= 0)"}, fisherSamples},
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "fedcurv",
-		Summary: "FedCurv: EWC-style penalty built from the other clients' Fisher terms, anchored at their local models",
-		Options: []KeyDoc{{Path: "lambda", Kind: KindFloat, Default: "100", Short: "lambda", Doc: "penalty strength (>= 0)"}, fisherSamples},
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "flwf",
-		Summary: "FLwF: local loss + alpha T^2 KL(previous-task model || model) on current data (shared head)",
-		Options: []KeyDoc{
-			{Path: "alpha", Kind: KindFloat, Default: "1", Doc: "distillation weight (>= 0)"},
-			{Path: "temperature", Kind: KindFloat, Default: "2", Short: "T", Doc: "distillation temperature (> 0)"},
-		},
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "central-seq",
-		Summary: "centralised sequential fine-tuning (lower reference): one learner with all the data, task after task",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "central-joint",
-		Summary: "centralised joint training (upper reference): one learner that trains at task t on the data of tasks 0..t",
-	})
-	RegisterMethod(MethodInfo{
-		Name:    "central-gpm",
-		Summary: "centralised GPM: FOT's projection and subspace extraction with one learner holding all the data",
-		Block:   "fot",
-		Options: fotOptions(),
-	})
-}
-
-// The LoRA methods come after the baselines (finetune.go).
-func init() { registerLoRAMethods() }
-
-// RegisterMethod adds a method to the registry so that scenarios can name it. It is
-// meant to be called from init functions and panics on a programmer error: an empty or
-// already registered name, an option without key, a repeated option, an option named
-// "name" or like a common option (dp_epsilon), an unknown LoRA value, an unknown Kind, a Default that does not parse as its Kind (or is not
-// Allowed), an unknown Block, or a Block option whose Kind does not match the block's
-// key of the same name.
-func RegisterMethod(mi MethodInfo) {
-	if mi.Name == "" {
-		panic("scenarios: RegisterMethod with an empty name")
-	}
-	var block reflect.Type
-	switch mi.Block {
-	case "":
-	case "fot":
-		block = reflect.TypeFor[FOT]()
-	default:
-		panic(fmt.Sprintf("scenarios: method %s: unknown block %q (want \"\" or \"fot\")", mi.Name, mi.Block))
-	}
-	if mi.LoRA != "" && mi.LoRA != "ab" && mi.LoRA != "b" {
-		panic(fmt.Sprintf("scenarios: method %s: LoRA %q (want \"\", \"ab\" or \"b\")", mi.Name, mi.LoRA))
-	}
-	seen := map[string]bool{}
-	for _, c := range commonOptions {
-		seen[c.Path] = true
-	}
-	for _, o := range mi.Options {
-		if o.Path == "" || o.Path == "name" || seen[o.Path] {
-			panic(fmt.Sprintf("scenarios: method %s: bad or repeated option key %q", mi.Name, o.Path))
-		}
-		seen[o.Path] = true
-		v, err := parseOption(o.Kind, o.Default)
-		if err != nil {
-			panic(fmt.Sprintf("scenarios: method %s: option %s: %v", mi.Name, o.Path, err))
-		}
-		if msg := checkAllowed(o, v); msg != "" {
-			panic(fmt.Sprintf("scenarios: method %s: option %s: default %s", mi.Name, o.Path, msg))
-		}
-		if block != nil {
-			if f, ok := fieldByYAML(block, o.Path); ok && reflect.TypeOf(v) != f.Type {
-				panic(fmt.Sprintf("scenarios: method %s: option %s is %s but %s.%s is %s", mi.Name, o.Path, o.Kind, mi.Block, o.Path, f.Type))
-			}
-		}
-	}
-	mi.Options = slices.Clone(mi.Options)
-	methodsMu.Lock()
-	defer methodsMu.Unlock()
-	if _, dup := methodIndex[mi.Name]; dup {
-		panic(fmt.Sprintf("scenarios: method %s registered twice", mi.Name))
-	}
-	methodIndex[mi.Name] = len(methodList)
-	methodList = append(methodList, mi)
-}
-
-// Methods returns the registered methods in registration order (fedavg, fot, then
-// later registrations).
+// Methods returns the registered methods in listing order (methods.All).
 func Methods() []MethodInfo {
-	methodsMu.RLock()
-	defer methodsMu.RUnlock()
-	out := make([]MethodInfo, len(methodList))
-	for i, mi := range methodList {
-		mi.Options = slices.Clone(mi.Options)
-		out[i] = mi
+	var out []MethodInfo
+	for _, m := range methods.All() {
+		out = append(out, methodInfo(m))
 	}
 	return out
 }
 
 // LookupMethod returns the registered method called name.
 func LookupMethod(name string) (MethodInfo, bool) {
-	methodsMu.RLock()
-	defer methodsMu.RUnlock()
-	i, ok := methodIndex[name]
+	m, ok := methods.Lookup(name)
 	if !ok {
 		return MethodInfo{}, false
 	}
-	return methodList[i], true
+	return methodInfo(m), true
 }
 
-func methodNames() []string {
-	methodsMu.RLock()
-	defer methodsMu.RUnlock()
-	names := make([]string, len(methodList))
-	for i, mi := range methodList {
-		names[i] = mi.Name
+// MethodOptions returns m's options as a value of its method's options type (package
+// methods): the registry defaults, or for a method with Block fot the scenario's fot:
+// block, with the options written on m laid over them.
+func (s *Scenario) MethodOptions(m Method) (any, error) {
+	info, ok := LookupMethod(m.Name)
+	if !ok {
+		return nil, fmt.Errorf("scenarios: unknown method %q", m.Name)
 	}
-	return names
+	var base any
+	if info.Block == "fot" {
+		base = s.FOT
+	}
+	written := make(map[string]any, len(m.Options))
+	for k, v := range m.Options {
+		if k != OptionDPEpsilon {
+			written[k] = v
+		}
+	}
+	return info.def.Resolve(base, written)
 }
 
 // parseOption parses an option's text as its kind: float64, int, bool or string.
@@ -313,17 +198,4 @@ func kindPhrase(kind string) string {
 		return "true or false"
 	}
 	return "a string"
-}
-
-// fotOptions are the options of the methods that use the fot: block.
-func fotOptions() []KeyDoc {
-	return []KeyDoc{
-		{Path: "epsilon", Kind: KindFloat, Default: "0.96", Short: "eps", Doc: "GPSE energy threshold in (0, 1] (overrides fot.epsilon)"},
-		{Path: "eps_inc", Kind: KindFloat, Default: "0", Doc: "added to epsilon after each task (overrides fot.eps_inc)"},
-		{Path: "criterion", Kind: KindString, Default: "fot", Allowed: criteria, Doc: "subspace growth rule (overrides fot.criterion)"},
-		{Path: "sketch", Kind: KindString, Default: "uniform", Allowed: sketches, Doc: "distribution of the GPSE random matrix (overrides fot.sketch)"},
-		{Path: "oversample", Kind: KindInt, Default: "1", Doc: "sketch width as a multiple of d_in (overrides fot.oversample)"},
-		{Path: "gpse_dropout", Kind: KindBool, Default: "true", Doc: "GPSE pass in training mode (overrides fot.gpse_dropout)"},
-		{Path: "gpse_samples", Kind: KindInt, Default: "0", Doc: "samples per client in the GPSE pass, 0 = all (overrides fot.gpse_samples)"},
-	}
 }

@@ -3,7 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"fmt"
-	"reflect"
+	"github.com/fotsim/fotsim/methods"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -161,31 +161,11 @@ type Transport struct {
 	NATS string `yaml:"nats"`
 }
 
-// FOT configures Federated Orthogonal Training (ALGORITHMS.md section 3). A fot method's
-// own options override these values (see Scenario.FOTFor).
-type FOT struct {
-	// Epsilon is the energy threshold of GPSE, in (0, 1]. Default: 0.96.
-	Epsilon float64 `yaml:"epsilon"`
-	// EpsInc is added to Epsilon after each task. Default: 0.
-	EpsInc float64 `yaml:"eps_inc"`
-	// Criterion is fot (the paper's ratio rule) or gpm (squared ratio, Saha et al.).
-	// Default: fot.
-	Criterion string `yaml:"criterion"`
-	// Sketch is the distribution of the private random matrix G: uniform (U[-1,1], the
-	// MLP setting) or gaussian (N(0,1), the conv setting). Default: uniform.
-	Sketch string `yaml:"sketch"`
-	// Oversample sets the sketch width m = Oversample x d_in (the paper: 1 for MLPs, 5
-	// for conv nets). Default: 1.
-	Oversample int `yaml:"oversample"`
-	// GPSEDropout runs the GPSE forward pass in training mode, with earlier dropouts
-	// active, as the authors' MLP code does. Default: true.
-	GPSEDropout bool `yaml:"gpse_dropout"`
-	// GPSESamples caps the samples per client of the GPSE pass (their first
-	// rows); 0 uses all the client's data of the task, as ALGORITHMS.md 3.2.
-	// Conv nets see one column per im2col patch, so GPM-style code uses a
-	// small batch there (125 examples in Saha et al.). Default: 0.
-	GPSESamples int `yaml:"gpse_samples"`
-}
+// FOT configures Federated Orthogonal Training (docs/ALGORITHMS.md section 3): the
+// fot: block. Its type is the options type of the methods that use it (fot,
+// central-gpm), whose own options override these values (see MethodOptions);
+// methods.FOTOptions documents each key.
+type FOT = methods.FOTOptions
 
 // Run is one experiment: one method with one seed.
 type Run struct {
@@ -254,9 +234,7 @@ func Default() Scenario {
 }
 
 // DefaultFOT returns the default fot: block.
-func DefaultFOT() FOT {
-	return FOT{Epsilon: 0.96, EpsInc: 0, Criterion: "fot", Sketch: "uniform", Oversample: 1, GPSEDropout: true}
-}
+func DefaultFOT() FOT { return methods.DefaultFOT() }
 
 // Runs returns every method x seed combination, methods in the outer loop, both in the
 // order the scenario lists them.
@@ -270,26 +248,15 @@ func (s *Scenario) Runs() []Run {
 	return runs
 }
 
-// FOTFor returns the fot: block with m's options of the same keys (epsilon, eps_inc,
-// criterion, sketch, oversample, gpse_dropout) laid over it. Options of the wrong Go
-// type are ignored here (Validate reports them).
+// FOTFor returns the FOT settings of a method with Block fot: the fot: block with m's
+// options of the same keys laid over it; the fot: block for any other method.
 func (s *Scenario) FOTFor(m Method) FOT {
-	f := s.FOT
-	if len(m.Options) == 0 {
-		return f
-	}
-	v := reflect.ValueOf(&f).Elem()
-	for i := 0; i < v.NumField(); i++ {
-		opt, ok := m.Options[yamlName(v.Type().Field(i))]
-		if !ok {
-			continue
-		}
-		ov := reflect.ValueOf(opt)
-		if ov.IsValid() && ov.Type().AssignableTo(v.Field(i).Type()) {
-			v.Field(i).Set(ov)
+	if o, err := s.MethodOptions(m); err == nil {
+		if f, ok := o.(FOT); ok {
+			return f
 		}
 	}
-	return f
+	return s.FOT
 }
 
 // Heads returns the number of output heads: 1 for shared, Data.Tasks for per_task.

@@ -84,10 +84,8 @@ func (s *Scenario) check() []issue {
 	c.atLeast("eval.every", s.Eval.Every, 0)
 	c.atLeast("eval.batch_size", s.Eval.BatchSize, 1)
 	checkNATS(c, s.Transport.NATS)
-	for _, r := range fotRules {
-		if msg := r.check(s.FOT); msg != "" {
-			c.add("fot."+r.key, msg)
-		}
+	for _, p := range s.FOT.Validate() {
+		c.add("fot."+p.Key, p.Msg)
 	}
 	return c.issues
 }
@@ -138,14 +136,16 @@ func (s *Scenario) checkMethods(c *checker) {
 		if bad {
 			continue
 		}
-		if info.Block == "fot" {
-			merged := s.FOTFor(m)
-			for _, r := range fotRules {
-				if _, set := m.Options[r.key]; set {
-					if msg := r.check(merged); msg != "" {
-						c.add(p+"."+r.key, msg)
-					}
-				}
+		// The method's own checks, on the options written on it (the fot: block's
+		// values, which a Block fot method starts from, are checked as fot.*).
+		opts, err := s.MethodOptions(m)
+		if err != nil {
+			c.add(p, err.Error())
+			continue
+		}
+		for _, pr := range info.def.Check(opts) {
+			if _, set := m.Options[pr.Key]; set {
+				c.add(p+"."+pr.Key, pr.Msg)
 			}
 		}
 		key := s.effectiveKey(m)
@@ -278,50 +278,6 @@ func checkNATS(c *checker, v string) {
 		return
 	}
 	c.add("transport.nats", fmt.Sprintf(`want "embedded" or a nats:// or tls:// URL such as nats://host:4222, got %q`, v))
-}
-
-// fotRules are the checks of the fot: keys; they also run on each fot method's merged
-// configuration for the options the method sets.
-var fotRules = []struct {
-	key   string
-	check func(FOT) string
-}{
-	{"epsilon", func(f FOT) string {
-		if !(f.Epsilon > 0 && f.Epsilon <= 1) {
-			return fmt.Sprintf("must be in (0, 1], got %g", f.Epsilon)
-		}
-		return ""
-	}},
-	{"eps_inc", func(f FOT) string {
-		if !(f.EpsInc >= 0 && f.EpsInc < 1) {
-			return fmt.Sprintf("must be in [0, 1), got %g", f.EpsInc)
-		}
-		return ""
-	}},
-	{"criterion", func(f FOT) string {
-		if !slices.Contains(criteria, f.Criterion) {
-			return fmt.Sprintf("unknown criterion %q (want %s)", f.Criterion, oneOf(criteria))
-		}
-		return ""
-	}},
-	{"sketch", func(f FOT) string {
-		if !slices.Contains(sketches, f.Sketch) {
-			return fmt.Sprintf("unknown sketch %q (want %s)", f.Sketch, oneOf(sketches))
-		}
-		return ""
-	}},
-	{"oversample", func(f FOT) string {
-		if f.Oversample < 1 {
-			return fmt.Sprintf("must be at least 1, got %d", f.Oversample)
-		}
-		return ""
-	}},
-	{"gpse_samples", func(f FOT) string {
-		if f.GPSESamples < 0 {
-			return fmt.Sprintf("must be 0 (all) or more, got %d", f.GPSESamples)
-		}
-		return ""
-	}},
 }
 
 func plural(n int, word string) string {

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
-	"github.com/fotsim/fotsim/client"
-	"github.com/fotsim/fotsim/nn"
+		"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/transport"
 )
@@ -45,15 +45,13 @@ type Config struct {
 	// Deadline > 0 closes a round's collection after that long; late
 	// updates are counted and dropped. 0 waits for every selected client.
 	Deadline time.Duration
-	// FOT, when non-nil, turns FedAvg into FOT (ALGORITHMS.md §3).
-	FOT *FOTConfig
-	// Penalty, when non-nil, keeps the Fisher-weighted penalty of EWC or
-	// FedCurv (ALGORITHMS.md §6) and broadcasts it.
-	Penalty *PenaltyConfig
-	// LoRA, when non-nil, runs a LoRA method (ALGORITHMS.md §4): the clients
-	// send only the factors they train and the server aggregates them as
-	// LoRAConfig says. The model must have adapters.
-	LoRA *LoRAConfig
+	// Rule, when non-nil, is the method's server side on top of FedAvg
+	// (FOT's projection and bases, EWC's penalty, a LoRA method's
+	// refactor or merge; the methods package builds it).
+	Rule Rule
+	// LoRA is "ab" or "b" for a LoRA method: the clients train and send
+	// only those factors (protocol.Trainable). "" for every parameter.
+	LoRA string
 	// Pretrain, when non-nil, makes the first Pretrain.Tasks tasks pretrain
 	// the base model (see PretrainConfig).
 	Pretrain *PretrainConfig
@@ -112,50 +110,47 @@ func (c Config) Validate() error {
 	case c.ServerLR == 0 || math.IsNaN(float64(c.ServerLR)) || math.IsInf(float64(c.ServerLR), 0):
 		return fmt.Errorf("%w: server learning rate %v (want a finite, non-zero rate)", ErrConfig, c.ServerLR)
 	}
-	if c.FOT != nil && c.Penalty != nil {
-		return fmt.Errorf("%w: FOT and a Fisher penalty together", ErrConfig)
-	}
 	if p := c.Pretrain; p != nil && (p.Tasks < 0 || p.Tasks >= c.Tasks) {
 		return fmt.Errorf("%w: %d pretraining tasks, want 0 to %d", ErrConfig, p.Tasks, c.Tasks-1)
 	}
 	if d := c.DP; d != nil && (!(d.Delta > 0 && d.Delta < 1) || len(d.Sigma) < c.Clients) {
 		return fmt.Errorf("%w: DP delta %v (want in (0, 1)) and %d noise multipliers for %d clients", ErrConfig, d.Delta, len(d.Sigma), c.Clients)
 	}
-	if c.LoRA != nil {
-		if err := c.LoRA.Validate(); err != nil {
-			return err
-		}
-		if c.Penalty != nil {
-			return fmt.Errorf("%w: a LoRA method and a Fisher penalty together", ErrConfig)
-		}
-		if c.LoRA.FOT != (c.FOT != nil) {
-			return fmt.Errorf("%w: LoRA FOT is %v but the FOT config is set: %v", ErrConfig, c.LoRA.FOT, c.FOT != nil)
-		}
-	}
-	if c.FOT != nil {
-		if err := c.FOT.Validate(); err != nil {
-			return fmt.Errorf("%w: %w", ErrConfig, err)
-		}
-	}
-	if c.Penalty != nil {
-		return c.Penalty.Validate()
+	if c.LoRA != "" && c.LoRA != "ab" && c.LoRA != "b" {
+		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.LoRA)
 	}
 	return nil
 }
 
-// extension is a method's server-side state on top of FedAvg.
-type extension interface {
-	// flags returns what the clients must send with this round's updates.
-	flags(task int, last bool) uint32
-	// broadcast appends what the clients need to the round's tensors.
-	broadcast(ts []transport.Tensor, task int, last bool) []transport.Tensor
-	// check verifies the method's part of an update of a round with flags.
-	check(m *transport.Message, flags uint32) error
-	// beforeApply transforms the aggregate of a round of task.
-	beforeApply(agg []float32, task int)
-	// endTask runs after the last round of task was applied, with that
+// Rule is a method's server-side state on top of FedAvg. The server calls
+// it from the round loop only (never concurrently), in this order within a
+// round: Flags, Broadcast, Check (for every update, under the collection
+// lock), BeforeApply, AfterApply, and EndTask on a task's last round.
+type Rule interface {
+	// Flags returns what the clients must send with this round's updates
+	// (protocol.FlagSketch, FlagFisher).
+	Flags(task int, last bool) uint32
+	// Broadcast appends what the clients need to the round's tensors.
+	Broadcast(ts []transport.Tensor, task int, last bool) []transport.Tensor
+	// Check verifies the method's part of an update of a round with flags.
+	Check(m *transport.Message, flags uint32) error
+	// BeforeApply transforms the aggregate of a normal round of task
+	// (not pretraining rounds).
+	BeforeApply(agg []float32, task int)
+	// AfterApply runs after the aggregate of a normal round was applied.
+	AfterApply(r *Applied) error
+	// EndTask runs after the last round of task was applied, with that
 	// round's accepted updates and the global model before and after it.
-	endTask(got []*transport.Message, before, after []float32, task int, detail *results.TaskDetail) error
+	EndTask(got []*transport.Message, before, after []float32, task int, detail *results.TaskDetail) error
+}
+
+// Applied is a normal round just applied, as Rule.AfterApply sees it.
+type Applied struct {
+	Round  int                 // global round index
+	Params []float32           // the global model, updated in place
+	Before []float32           // the global model the round started from
+	Ups    []aggregator.Update // the accepted updates (compact deltas), in client-id order
+	Agg    []float32           // the scattered mean delta, before the server learning rate
 }
 
 // Server runs the round loop of one experiment.
@@ -164,10 +159,9 @@ type Server struct {
 	model *nn.Model
 	eval  *Evaluator
 	tr    Transport
-	ext   extension  // nil for plain FedAvg
-	lora  *loraState // the LoRA method, also ext; nil otherwise
+	rule  Rule // nil for plain FedAvg
 	dp    *dpAccounts
-	prev  []float32 // global model before the round (every round with an extension)
+	prev  []float32 // global model before the round (every round with a rule)
 	aggc  []float32 // the mean of the compact deltas
 
 	timing Timing
@@ -203,19 +197,7 @@ func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, e
 	if eval.Tasks() != cfg.Tasks {
 		return nil, fmt.Errorf("%w: evaluator has %d tasks, config %d", ErrConfig, eval.Tasks(), cfg.Tasks)
 	}
-	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, agg: make([]float32, model.NumParams())}
-	switch {
-	case cfg.LoRA != nil:
-		l, err := newLoRAState(cfg, model)
-		if err != nil {
-			return nil, err
-		}
-		s.ext, s.lora = l, l
-	case cfg.FOT != nil:
-		s.ext = newFOTState(*cfg.FOT, model)
-	case cfg.Penalty != nil:
-		s.ext = newPenaltyState(*cfg.Penalty, model.NumParams())
-	}
+	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, rule: cfg.Rule, agg: make([]float32, model.NumParams())}
 	if cfg.DP != nil {
 		s.dp = &dpAccounts{cfg: *cfg.DP}
 	}
@@ -237,14 +219,6 @@ func (s *Server) pretrainTasks() int {
 		return 0
 	}
 	return s.cfg.Pretrain.Tasks
-}
-
-// factors returns the LoRA factors the clients train ("" without LoRA).
-func (s *Server) factors() string {
-	if s.cfg.LoRA == nil {
-		return ""
-	}
-	return s.cfg.LoRA.Factors()
 }
 
 // Run trains params (the initial global model, updated in place) through
@@ -287,7 +261,7 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 				}
 				lossSum, lossN = loss, 1
 				mode, first = modeNoTrain, R
-				if s.ext != nil && s.ext.flags(t, true) != 0 {
+				if s.rule != nil && s.rule.Flags(t, true) != 0 {
 					first = R - 1
 				}
 				detail.Rounds = R - first
@@ -332,7 +306,7 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 		s.rec.DP = d
 	}
 	s.rec.PretrainTasks = s.pretrainTasks()
-	s.rec.TrainableParams = client.Trainable(s.model, s.factors(), 0).Size()
+	s.rec.TrainableParams = protocol.Trainable(s.model, s.cfg.LoRA, 0).Size()
 	rec := s.rec
 	return &rec, nil
 }
@@ -360,14 +334,14 @@ func (s *Server) stop() {
 func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, mode roundMode, detail *results.TaskDetail) (float64, int, error) {
 	sel := Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
 	var flags uint32
-	if s.ext != nil {
-		flags = s.ext.flags(task, last)
+	if s.rule != nil {
+		flags = s.rule.Flags(task, last)
 	}
 	switch mode {
 	case modeBase:
-		flags |= client.FlagBase
+		flags |= protocol.FlagBase
 	case modeNoTrain:
-		flags |= client.FlagBase | client.FlagNoTrain
+		flags |= protocol.FlagBase | protocol.FlagNoTrain
 	}
 	s.open(int32(round), sel, flags)
 
@@ -377,11 +351,11 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Round:   int32(round),
 		Task:    int32(task),
 		Clients: sel,
-		Tensors: append(m.Tensors[:0], transport.Tensor{Name: client.TensorParams, Rows: 1, Cols: len(params), Data: params}),
+		Tensors: append(m.Tensors[:0], transport.Tensor{Name: protocol.TensorParams, Rows: 1, Cols: len(params), Data: params}),
 	}
 	m.Flags = flags
-	if s.ext != nil {
-		m.Tensors = s.ext.broadcast(m.Tensors, task, last)
+	if s.rule != nil {
+		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
 	}
 	start := time.Now()
 	n, err := s.tr.Publish(s.cfg.Subjects.Round, m)
@@ -406,35 +380,36 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	var loss float64
 	var train time.Duration
 	for _, u := range got {
-		d := findTensor(u.Tensors, client.TensorDelta)
+		d := u.Tensor(protocol.TensorDelta)
 		s.ups = append(s.ups, aggregator.Update{Client: int(u.Client), N: u.N, Delta: d.Data})
-		loss += scalar(u.Scalars, client.ScalarLoss)
-		train += time.Duration(scalar(u.Scalars, client.ScalarTrainSeconds) * float64(time.Second))
+		loss += scalar(u, protocol.ScalarLoss)
+		train += time.Duration(scalar(u, protocol.ScalarTrainSeconds) * float64(time.Second))
 	}
-	// The deltas carry the trained parameters only (client.Trainable): the
-	// mean is taken over those and scattered into the full aggregate.
-	trained := client.Trainable(s.model, s.factors(), flags)
+	// The deltas carry the trained parameters only (protocol.Trainable):
+	// the mean is taken over those and scattered into the full aggregate.
+	trained := protocol.Trainable(s.model, s.cfg.LoRA, flags)
 	if cap(s.aggc) < trained.Size() {
 		s.aggc = make([]float32, trained.Size())
 	}
 	aggc := s.aggc[:trained.Size()]
 	s.mean(aggc)
 	clear(s.agg)
-	client.Scatter(s.agg, aggc, trained)
-	if s.ext != nil {
+	protocol.Scatter(s.agg, aggc, trained)
+	if s.rule != nil {
 		if mode == modeNormal {
-			s.ext.beforeApply(s.agg, task)
+			s.rule.BeforeApply(s.agg, task)
 		}
 		s.prev = append(s.prev[:0], params...)
 	}
 	aggregator.Apply(params, s.agg, s.cfg.ServerLR)
-	if s.lora != nil && mode == modeNormal {
-		if err := s.lora.afterApply(params, s.prev, s.ups, s.agg, round); err != nil {
+	if s.rule != nil && mode == modeNormal {
+		a := Applied{Round: round, Params: params, Before: s.prev, Ups: s.ups, Agg: s.agg}
+		if err := s.rule.AfterApply(&a); err != nil {
 			return 0, 0, fmt.Errorf("server: round %d: %w", round, err)
 		}
 	}
-	if s.ext != nil && last {
-		if err := s.ext.endTask(got, s.prev, params, task, detail); err != nil {
+	if s.rule != nil && last {
+		if err := s.rule.EndTask(got, s.prev, params, task, detail); err != nil {
 			return 0, 0, fmt.Errorf("server: end of task %d: %w", task, err)
 		}
 	}
@@ -577,18 +552,18 @@ func (s *Server) receive(m *transport.Message, err error) {
 
 // checkUpdate verifies the shape of an update's tensors.
 func (s *Server) checkUpdate(m *transport.Message) error {
-	d := findTensor(m.Tensors, client.TensorDelta)
+	d := m.Tensor(protocol.TensorDelta)
 	if d == nil {
-		return fmt.Errorf("no %q tensor", client.TensorDelta)
+		return fmt.Errorf("no %q tensor", protocol.TensorDelta)
 	}
-	if want := client.Trainable(s.model, s.factors(), s.col.flags).Size(); len(d.Data) != want {
-		return fmt.Errorf("%q has %d values, want %d", client.TensorDelta, len(d.Data), want)
+	if want := protocol.Trainable(s.model, s.cfg.LoRA, s.col.flags).Size(); len(d.Data) != want {
+		return fmt.Errorf("%q has %d values, want %d", protocol.TensorDelta, len(d.Data), want)
 	}
 	if m.N < 1 {
 		return fmt.Errorf("sample count %d < 1", m.N)
 	}
-	if s.ext != nil {
-		return s.ext.check(m, s.col.flags)
+	if s.rule != nil {
+		return s.rule.Check(m, s.col.flags)
 	}
 	return nil
 }
@@ -599,16 +574,8 @@ func (s *Server) logf(format string, args ...any) {
 	}
 }
 
-func findTensor(ts []transport.Tensor, name string) *transport.Tensor {
-	for i := range ts {
-		if ts[i].Name == name {
-			return &ts[i]
-		}
-	}
-	return nil
-}
-
-func scalar(ss []transport.Scalar, name string) float64 {
-	v, _ := findScalar(ss, name)
+// scalar returns the value of m's scalar called name, NaN if it is missing.
+func scalar(m *transport.Message, name string) float64 {
+	v, _ := m.Scalar(name)
 	return v
 }

@@ -12,25 +12,18 @@ import (
 	"github.com/fotsim/fotsim/server"
 )
 
-// fineTune is the server side of a run's LoRA method, pretraining and
-// DP-SGD (each nil when unused).
+// fineTune is the server side of a run's pretraining and DP-SGD (each nil
+// when unused).
 type fineTune struct {
-	lora     *server.LoRAConfig
 	pretrain *server.PretrainConfig
 	dp       *server.DPConfig
 }
 
 // fineTuneConfig fills the client side of pretraining and DP-SGD into hcfg
-// (methodConfig has set the LoRA factors) and returns the server side.
+// and returns the server side.
 func (x *Experiment) fineTuneConfig(hcfg *client.HostConfig, clients, perRound int) (fineTune, error) {
 	sc, m := x.Scenario, x.Run.Method
 	var ft fineTune
-	if scenarios.LoRATrains(m.Name) != "" {
-		ft.lora = &server.LoRAConfig{Method: m.Name, Period: 1}
-		if m.Name == "fedsvd" {
-			ft.lora.Period, ft.lora.Warmup, ft.lora.FOT = m.Int("period"), m.Int("warmup"), m.Bool("fot")
-		}
-	}
 	if p := sc.Pretrain; p.Tasks > 0 {
 		if p.LR > 0 {
 			hcfg.PretrainLR = float32(p.LR)

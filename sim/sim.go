@@ -15,6 +15,7 @@ import (
 	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/rng"
@@ -99,14 +100,16 @@ type Experiment struct {
 	// Final is the global model at the end of the last Execute (Params is
 	// left as built).
 	Final []float32
+	// Spec is the registry's description of the run's method.
+	Spec  methods.Spec
 	heads []int
 }
 
 // Shard implements client.Shards: the client's rows of the task, or, for
-// central-joint, of every task so far.
+// a method with JointData (central-joint), of every task so far.
 func (x *Experiment) Shard(task, c int) []client.Segment {
 	first := task
-	if x.Run.Method.Name == "central-joint" {
+	if x.Spec.JointData {
 		first = 0
 	}
 	segs := make([]client.Segment, 0, task-first+1)
@@ -116,16 +119,10 @@ func (x *Experiment) Shard(task, c int) []client.Segment {
 	return segs
 }
 
-// central reports whether the method is a centralised reference: one
-// learner that holds all the data and trains every round.
-func central(method string) bool {
-	return strings.HasPrefix(method, "central-")
-}
-
 // population returns the number of clients and the clients per round of a
-// run: the scenario's, or 1 and 1 for the centralised references.
-func population(sc *scenarios.Scenario, method string) (clients, perRound int) {
-	if central(method) {
+// run: the scenario's, or 1 and 1 for a centralised reference.
+func population(sc *scenarios.Scenario, spec methods.Spec) (clients, perRound int) {
+	if spec.Central {
 		return 1, 1
 	}
 	return sc.Partition.Clients, sc.Train.ClientsPerRound
@@ -134,7 +131,8 @@ func population(sc *scenarios.Scenario, method string) (clients, perRound int) {
 // Build prepares the data, partitions, model and initial parameters of one
 // run. Everything random is drawn from streams of the run's seed.
 func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, error) {
-	if _, ok := scenarios.LookupMethod(run.Method.Name); !ok {
+	method, ok := methods.Lookup(run.Method.Name)
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrMethod, run.Method.Name)
 	}
 	seed := uint64(run.Seed)
@@ -153,10 +151,10 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 		tasks[i].Train = limit(tasks[i].Train, d.TrainLimit)
 		tasks[i].Test = limit(tasks[i].Test, d.TestLimit)
 	}
-	x := &Experiment{Scenario: sc, Run: run, Tasks: tasks}
+	x := &Experiment{Scenario: sc, Run: run, Tasks: tasks, Spec: method.Info()}
 	perTask := sc.Heads() > 1
 	pcfg := data.PartitionConfig{Scheme: sc.Partition.Scheme, Alpha: sc.Partition.Alpha, ShardsPerClient: sc.Partition.ShardsPerClient}
-	clients, _ := population(sc, run.Method.Name)
+	clients, _ := population(sc, x.Spec)
 	for i, t := range tasks {
 		parts, err := data.Partition(t.Train, clients, pcfg, rng.New(seed, "partition", i))
 		if err != nil {
@@ -169,7 +167,7 @@ func (e *Env) Build(sc *scenarios.Scenario, run scenarios.Run) (*Experiment, err
 		}
 		x.heads = append(x.heads, h)
 	}
-	spec := modelSpec(sc, train, run.Method.Name)
+	spec := modelSpec(sc, train, x.Spec.LoRA != "")
 	if x.Model, err = nn.Build(spec); err != nil {
 		return nil, fmt.Errorf("sim: model: %w", err)
 	}
@@ -192,10 +190,10 @@ func limit(v data.View, n int) data.View {
 	return v
 }
 
-// modelSpec is the network of the scenario; LoRA methods get model.lora's
-// adapters, the other methods run on the base model alone (its parameters
-// are the same, Init drawing the base first).
-func modelSpec(sc *scenarios.Scenario, train *data.Dataset, method string) nn.Spec {
+// modelSpec is the network of the scenario; with lora (a LoRA method) it
+// has model.lora's adapters, else the base model alone (its parameters are
+// the same, Init drawing the base first).
+func modelSpec(sc *scenarios.Scenario, train *data.Dataset, lora bool) nn.Spec {
 	m := sc.Model
 	classes := sc.Data.Classes()
 	if sc.Data.Stream == data.KindSplit && sc.Data.Mode == data.ModeTask {
@@ -212,7 +210,7 @@ func modelSpec(sc *scenarios.Scenario, train *data.Dataset, method string) nn.Sp
 	for _, c := range m.Conv {
 		spec.Conv = append(spec.Conv, nn.ConvSpec{Out: c.Out, Kernel: c.Kernel, Stride: c.Stride, Pad: c.Pad, Pool: c.Pool})
 	}
-	if l := m.LoRA; l != nil && scenarios.LoRATrains(method) != "" {
+	if l := m.LoRA; l != nil && lora {
 		spec.LoRA = &nn.LoRASpec{Rank: l.Rank, Alpha: l.Alpha, Layers: l.Layers}
 	}
 	return spec
@@ -265,14 +263,19 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
 		Steps:     sc.Train.LocalSteps,
 	}
-	clients, perRound := population(sc, run.Method.Name)
+	clients, perRound := population(sc, x.Spec)
+	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
+	if err != nil {
+		return nil, err
+	}
+	behaviour, rule, err := x.method(weighting)
+	if err != nil {
+		return nil, err
+	}
 	hcfg := client.HostConfig{
 		Subjects: subjects, First: 0, Last: clients,
 		Workers: max(sc.Train.Workers, 1), Train: tcfg, Logf: logf,
-	}
-	fot, penalty, err := methodConfig(sc, run.Method, &hcfg)
-	if err != nil {
-		return nil, err
+		Behaviour: behaviour, LoRA: x.Spec.LoRA,
 	}
 	ft, err := x.fineTuneConfig(&hcfg, clients, perRound)
 	if err != nil {
@@ -296,10 +299,6 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		}
 		hostDone <- err
 	}()
-	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
-	if err != nil {
-		return nil, err
-	}
 	tests := make([]data.View, len(x.Tasks))
 	for i, t := range x.Tasks {
 		tests[i] = t.Test
@@ -311,8 +310,8 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		Clients: clients, ClientsPerRound: perRound,
 		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR),
 		EvalEvery: sc.Eval.Every, Deadline: sc.Train.Deadline,
-		FOT: fot, Penalty: penalty, Logf: logf,
-		LoRA: ft.lora, Pretrain: ft.pretrain, DP: ft.dp,
+		Rule: rule, LoRA: x.Spec.LoRA, Logf: logf,
+		Pretrain: ft.pretrain, DP: ft.dp,
 		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
 	}
 	srv, err := server.New(scfg, x.Model, ev, srvConn)
@@ -354,40 +353,31 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	return rec, nil
 }
 
-// methodConfig fills the client side of the method into hcfg and returns
-// the server side.
-func methodConfig(sc *scenarios.Scenario, m scenarios.Method, hcfg *client.HostConfig) (*server.FOTConfig, *server.PenaltyConfig, error) {
-	hcfg.Method = client.Method{Name: m.Name}
-	switch m.Name {
-	case "fedavg", "central-seq", "central-joint":
-	case "fot", "central-gpm":
-		f := sc.FOTFor(m)
-		hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout, Samples: f.GPSESamples}
-		return &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}, nil, nil
-	case "fedprox":
-		hcfg.Method.Mu = float32(m.Float("mu"))
-	case "ewc", "fedcurv":
-		hcfg.Method.Lambda = float32(m.Float("lambda"))
-		hcfg.Method.FisherSamples = m.Int("fisher_samples")
-		return nil, &server.PenaltyConfig{Kind: m.Name}, nil
-	case "flwf":
-		if sc.Heads() > 1 {
-			return nil, nil, fmt.Errorf("%w: flwf distils the shared head; model.heads is per_task", ErrMethod)
-		}
-		hcfg.Method.Alpha = float32(m.Float("alpha"))
-		hcfg.Method.Temp = float32(m.Float("temperature"))
-	case "fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora":
-		// The rest of the LoRA set-up is in loraConfig.
-		hcfg.Method.LoRA = scenarios.LoRATrains(m.Name)
-		if m.Name == "fedsvd" && m.Bool("fot") {
-			f := sc.FOT
-			hcfg.GPSE = client.GPSEConfig{Sketch: f.Sketch, Oversample: f.Oversample, TrainMode: f.GPSEDropout, Samples: f.GPSESamples}
-			return &server.FOTConfig{Epsilon: f.Epsilon, EpsInc: f.EpsInc, Criterion: f.Criterion, Oversample: f.Oversample}, nil, nil
-		}
-	default:
+// method builds the client and the server side of the run's method from
+// the registry, with its options resolved from the scenario.
+func (x *Experiment) method(weighting aggregator.Weighting) (client.Behaviour, server.Rule, error) {
+	sc, m := x.Scenario, x.Run.Method
+	def, ok := methods.Lookup(m.Name)
+	if !ok {
 		return nil, nil, fmt.Errorf("%w %q", ErrMethod, m.Name)
 	}
-	return nil, nil, nil
+	opts, err := sc.MethodOptions(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := methods.Env{
+		Model: x.Model, Seed: uint64(x.Run.Seed), BatchSize: sc.Train.BatchSize,
+		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR), FOT: sc.FOT,
+	}
+	b, err := def.Client(opts, env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: method %s: %w", m.Label(), err)
+	}
+	r, err := def.Server(opts, env)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sim: method %s: %w", m.Label(), err)
+	}
+	return b, r, nil
 }
 
 // connect returns the server's and the host's connections and a function

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"math"
 	"strconv"
 )
 
@@ -102,3 +103,24 @@ var (
 	ErrClosed     = errors.New("transport: closed")
 	ErrOptions    = errors.New("transport: invalid options")
 )
+
+// Tensor returns the message's tensor called name, or nil.
+func (m *Message) Tensor(name string) *Tensor {
+	for i := range m.Tensors {
+		if m.Tensors[i].Name == name {
+			return &m.Tensors[i]
+		}
+	}
+	return nil
+}
+
+// Scalar returns the value of the message's scalar called name and whether
+// it is there; NaN when it is not.
+func (m *Message) Scalar(name string) (float64, bool) {
+	for _, s := range m.Scalars {
+		if s.Name == name {
+			return s.Value, true
+		}
+	}
+	return math.NaN(), false
+}
