@@ -334,3 +334,19 @@ func sortedKeys(m map[string]any) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// Unregister removes the method called name, if registered. It is for tests
+// that register a method for their own duration.
+func Unregister(name string) {
+	mu.Lock()
+	defer mu.Unlock()
+	i, ok := index[name]
+	if !ok {
+		return
+	}
+	list = slices.Delete(list, i, i+1)
+	delete(index, name)
+	for j := i; j < len(list); j++ {
+		index[list[j].Info().Name] = j
+	}
+}

@@ -140,6 +140,7 @@ func TestFineTuneValidation(t *testing.T) {
 		{"dp epsilon", "dp: {epsilon: -1}", "dp.epsilon", "must be >= 0"},
 		{"dp_epsilon", "methods: [{name: fedavg, dp_epsilon: -2}]", "methods[0].dp_epsilon", "must be >= 0"},
 		{"flwf with dp", "methods: [{name: flwf, dp_epsilon: 3}]", "methods[0]", "flwf cannot run with DP-SGD"},
+		{"flwf with per-task heads", "model: {heads: per_task}\nmethods: [flwf]", "methods[0]", "method flwf needs model.heads: shared (flwf distils the shared head)"},
 		{"fedsvd period", "model: {lora: {}}\nmethods: [{name: fedsvd, period: 0}]", "methods[0].period", "must be at least 1"},
 		{"fedsvd warmup", "model: {lora: {}}\nmethods: [{name: fedsvd, warmup: -1}]", "methods[0].warmup", "must be at least 0"},
 		{"option of another method", "methods: [{name: fedavg, period: 2}]", "methods[0].period", "takes no options (every method takes dp_epsilon)"},
@@ -162,8 +163,8 @@ func TestFineTuneValidation(t *testing.T) {
 func TestLoRAMethodsRegistered(t *testing.T) {
 	want := map[string]string{"fedavg-lora": "ab", "ffa-lora": "b", "fedsvd": "b", "flora": "ab", "fedex-lora": "ab", "fedavg": "", "fot": ""}
 	for name, factors := range want {
-		if got := LoRATrains(name); got != factors {
-			t.Errorf("LoRATrains(%s) = %q, want %q", name, got, factors)
+		if info, ok := LookupMethod(name); !ok || info.LoRA != factors {
+			t.Errorf("LookupMethod(%s).LoRA = %q (registered %v), want %q", name, info.LoRA, ok, factors)
 		}
 	}
 	info, _ := LookupMethod("fedsvd")

@@ -3,6 +3,7 @@ package scenarios
 import (
 	"bytes"
 	"errors"
+	"github.com/fotsim/fotsim/methods"
 	"os"
 	"path"
 	"path/filepath"
@@ -503,24 +504,36 @@ func TestMethodYAMLInterfaces(t *testing.T) {
 	}
 }
 
-func TestMethodAccessors(t *testing.T) {
-	m := Method{Name: "fot", Options: map[string]any{"epsilon": 0.9, "criterion": "gpm"}}
-	cases := []struct {
-		what      string
-		got, want any
-	}{
-		{"Float set", m.Float("epsilon"), 0.9},
-		{"Float default", m.Float("eps_inc"), 0.0},
-		{"Int default", m.Int("oversample"), 1},
-		{"Bool default", m.Bool("gpse_dropout"), true},
-		{"Str set", m.Str("criterion"), "gpm"},
-		{"Str default", m.Str("sketch"), "uniform"},
-		{"unknown option", m.Float("mu"), 0.0},
-	}
-	for _, c := range cases {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+func TestMethodOptions(t *testing.T) {
+	s := mustParse(t, "fot: {epsilon: 0.8, sketch: gaussian}\nmethods: [fot, {name: fot, epsilon: 0.9, criterion: gpm}, {name: fedprox, mu: 2}, fedprox, central-gpm]")
+	opts := func(i int) any {
+		t.Helper()
+		o, err := s.MethodOptions(s.Methods[i])
+		if err != nil {
+			t.Fatalf("MethodOptions(%s): %v", s.Methods[i].Label(), err)
 		}
+		return o
+	}
+	want := DefaultFOT()
+	want.Epsilon, want.Sketch = 0.8, "gaussian"
+	if got := opts(0); got != any(want) {
+		t.Errorf("fot options = %+v, want the fot: block %+v", got, want)
+	}
+	want.Epsilon, want.Criterion = 0.9, "gpm"
+	if got := opts(1); got != any(want) {
+		t.Errorf("fot(eps=0.9,criterion=gpm) options = %+v, want %+v", got, want)
+	}
+	if got, want := opts(2), any(methods.FedProxOptions{Mu: 2}); got != want {
+		t.Errorf("fedprox(mu=2) options = %+v, want %+v", got, want)
+	}
+	if got, want := opts(3), any(methods.FedProxOptions{Mu: 0.01}); got != want {
+		t.Errorf("fedprox options = %+v, want the default %+v", got, want)
+	}
+	if got, want := s.FOTFor(s.Methods[4]), s.FOT; got != want {
+		t.Errorf("central-gpm FOT = %+v, want the fot: block %+v", got, want)
+	}
+	if _, err := s.MethodOptions(Method{Name: "nope"}); err == nil {
+		t.Error("MethodOptions of an unknown method: no error")
 	}
 }
 
@@ -710,49 +723,21 @@ func lookupPath(t *testing.T, v reflect.Value, path string) reflect.Value {
 	return v
 }
 
-func TestFOTOptionsMatchBlock(t *testing.T) {
-	info, ok := LookupMethod("fot")
-	if !ok {
-		t.Fatal("fot not registered")
+func TestRegisteredMethodThroughScenario(t *testing.T) {
+	type testOptions struct {
+		Mu float64 `yaml:"mu" short:"mu" doc:"proximal weight"`
 	}
-	block := structValues(DefaultFOT())
-	if got, want := len(info.Options), len(block); got != want {
-		t.Errorf("fot has %d options, fot block has %d keys", got, want)
-	}
-	for _, o := range info.Options {
-		bv, ok := block[o.Path]
-		if !ok {
-			t.Errorf("fot option %s is not a fot: key", o.Path)
-			continue
-		}
-		if dv, _ := parseOption(o.Kind, o.Default); dv != bv {
-			t.Errorf("fot option %s default %v, block default %v", o.Path, dv, bv)
-		}
-	}
-}
-
-// unregisterMethod removes a method registered by a test.
-func unregisterMethod(name string) {
-	methodsMu.Lock()
-	defer methodsMu.Unlock()
-	i, ok := methodIndex[name]
-	if !ok {
-		return
-	}
-	methodList = slices.Delete(methodList, i, i+1)
-	delete(methodIndex, name)
-	for j := i; j < len(methodList); j++ {
-		methodIndex[methodList[j].Name] = j
-	}
-}
-
-func TestRegisterMethod(t *testing.T) {
-	RegisterMethod(MethodInfo{
-		Name:    "testprox",
-		Summary: "FedProx for this test",
-		Options: []KeyDoc{{Path: "mu", Kind: KindFloat, Default: "0.01", Short: "mu", Doc: "proximal weight"}},
+	methods.Register(methods.Def[testOptions]{
+		Spec:     methods.Spec{Name: "testprox", Summary: "FedProx for this test"},
+		Defaults: testOptions{Mu: 0.01},
+		Validate: func(o testOptions) []methods.Problem {
+			if o.Mu < 0 {
+				return []methods.Problem{{Key: "mu", Msg: "must be >= 0"}}
+			}
+			return nil
+		},
 	})
-	t.Cleanup(func() { unregisterMethod("testprox") })
+	t.Cleanup(func() { methods.Unregister("testprox") })
 
 	names := make([]string, 0)
 	for _, mi := range Methods() {
@@ -765,41 +750,16 @@ func TestRegisterMethod(t *testing.T) {
 	if got, want := s.Methods[1].Label(), "testprox(mu=0.1)"; got != want {
 		t.Errorf("Label() = %q, want %q", got, want)
 	}
-	if got, want := s.Methods[0].Float("mu"), 0.01; got != want {
-		t.Errorf("default mu = %g, want %g", got, want)
+	if got, err := s.MethodOptions(s.Methods[0]); err != nil || got != any(testOptions{Mu: 0.01}) {
+		t.Errorf("default options = %+v, %v, want mu 0.01", got, err)
 	}
 	errs := parseErrs(t, "methods: [{name: testprox, mu: big}]")
 	if len(errs) != 1 || errs[0].Path != "methods[0].mu" {
 		t.Errorf("got %v, want one error at methods[0].mu", errs)
 	}
-
-	panics := []struct {
-		name string
-		mi   MethodInfo
-	}{
-		{"empty name", MethodInfo{}},
-		{"duplicate", MethodInfo{Name: "fedavg"}},
-		{"bad kind", MethodInfo{Name: "x1", Options: []KeyDoc{{Path: "a", Kind: "complex", Default: "1"}}}},
-		{"bad default", MethodInfo{Name: "x2", Options: []KeyDoc{{Path: "a", Kind: KindInt, Default: "1.5"}}}},
-		{"default not allowed", MethodInfo{Name: "x3", Options: []KeyDoc{{Path: "a", Kind: KindString, Default: "c", Allowed: []string{"a", "b"}}}}},
-		{"option called name", MethodInfo{Name: "x4", Options: []KeyDoc{{Path: "name", Kind: KindString}}}},
-		{"repeated option", MethodInfo{Name: "x5", Options: []KeyDoc{{Path: "a", Kind: KindBool, Default: "true"}, {Path: "a", Kind: KindBool, Default: "true"}}}},
-		{"unknown block", MethodInfo{Name: "x6", Block: "lora"}},
-		{"block kind mismatch", MethodInfo{Name: "x7", Block: "fot", Options: []KeyDoc{{Path: "oversample", Kind: KindFloat, Default: "1"}}}},
-	}
-	for _, c := range panics {
-		t.Run(c.name, func(t *testing.T) {
-			_, existed := LookupMethod(c.mi.Name)
-			defer func() {
-				if recover() == nil {
-					t.Errorf("RegisterMethod(%+v) did not panic", c.mi)
-				}
-				if !existed {
-					unregisterMethod(c.mi.Name)
-				}
-			}()
-			RegisterMethod(c.mi)
-		})
+	errs = parseErrs(t, "methods:\n  - {name: testprox, mu: -1}")
+	if len(errs) != 1 || errs[0].Path != "methods[0].mu" || errs[0].Line != 2 || !strings.Contains(errs[0].Msg, "must be >= 0") {
+		t.Errorf("got %v, want one error at line 2, methods[0].mu: must be >= 0", errs)
 	}
 }
 
