@@ -10,7 +10,7 @@ import (
 )
 
 // DPStep configures DP-SGD (Abadi et al. 2016) as FedSVD uses it
-// (ALGORITHMS.md §5). Every step
+// (docs/ALGORITHMS.md §5). Every step
 //
 //  1. samples each of the client's n training rows independently with
 //     probability q = DPRate(batch, n) (Poisson sampling, stream

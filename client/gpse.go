@@ -12,7 +12,7 @@ import (
 )
 
 // GPSEConfig is the client side of FOT's subspace extraction
-// (ALGORITHMS.md §3.2).
+// (docs/ALGORITHMS.md §3.2).
 type GPSEConfig struct {
 	// Sketch is the distribution of G: "uniform" (Uniform[-1, 1], the MLP
 	// setting) or "gaussian" (N(0, 1), the conv-net setting).

@@ -10,7 +10,7 @@ import (
 	"github.com/fotsim/fotsim/rng"
 )
 
-// Config is a client's local training recipe (ALGORITHMS.md §1 step 3).
+// Config is a client's local training recipe (docs/ALGORITHMS.md §1 step 3).
 type Config struct {
 	Seed      uint64 // scenario seed: names every random stream
 	Epochs    int    // local epochs over the shard
@@ -52,7 +52,7 @@ type Segment struct {
 	Head int
 }
 
-// Extras are a method's additions to plain local SGD (ALGORITHMS.md §6).
+// Extras are a method's additions to plain local SGD (docs/ALGORITHMS.md §6).
 // The zero value adds nothing.
 type Extras struct {
 	// FedProx: loss + (Mu/2)||w - Global||^2, so grad += Mu (w - Global).

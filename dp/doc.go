@@ -1,5 +1,5 @@
 // Package dp is the privacy accounting of example-level DP-SGD
-// (ALGORITHMS.md §5): a Rényi-DP (RDP) accountant for the Poisson-subsampled
+// (docs/ALGORITHMS.md §5): a Rényi-DP (RDP) accountant for the Poisson-subsampled
 // Gaussian mechanism (Mironov, Talwar and Zhang 2019, "Rényi Differential
 // Privacy of the Sampled Gaussian Mechanism"), composition over steps, the
 // conversion from RDP to (epsilon, delta)-DP, and the calibration of the noise
@@ -62,5 +62,5 @@
 //	eps, order, err := acc.Epsilon(1e-5)
 //
 // The RDP accountant is slightly conservative compared with the PRV
-// accountant that the FedSVD authors use (ALGORITHMS.md §5).
+// accountant that the FedSVD authors use (docs/ALGORITHMS.md §5).
 package dp

@@ -193,7 +193,7 @@ func (f *fotState) Broadcast(ts []transport.Tensor, task int, last bool) []trans
 }
 
 // BeforeApply applies FedProject to every projected layer of the
-// aggregate of a round of task t > 0 (ALGORITHMS.md §3.1) and records the
+// aggregate of a round of task t > 0 (docs/ALGORITHMS.md §3.1) and records the
 // removed share.
 func (f *fotState) BeforeApply(agg []float32, task int) {
 	if task == 0 {

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Defaults of LoRASpec (ALGORITHMS.md §4): rank 8 and alpha 8, so scale 1.
+// Defaults of LoRASpec (docs/ALGORITHMS.md §4): rank 8 and alpha 8, so scale 1.
 const (
 	DefaultLoRARank  = 8
 	DefaultLoRAAlpha = 8.0

@@ -66,7 +66,7 @@ type Record struct {
 	DP              *DP     `json:"dp,omitempty"`     // DP-SGD settings and spent privacy; absent when DP is off
 }
 
-// DP is the privacy record of a run with DP-SGD (ALGORITHMS.md §5): the
+// DP is the privacy record of a run with DP-SGD (docs/ALGORITHMS.md §5): the
 // target, the clipping norm, every client's calibrated noise multiplier and
 // the epsilon each client actually spent (RDP accountant for the
 // Poisson-subsampled Gaussian over the DP steps it took; 0 for a client

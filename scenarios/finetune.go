@@ -8,7 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// LoRA asks for LoRA adapters (ALGORITHMS.md section 4): every adapted weight W0 is used
+// LoRA asks for LoRA adapters (docs/ALGORITHMS.md section 4): every adapted weight W0 is used
 // as W = W0 + (Alpha/Rank) B A with B (d_out x Rank) starting at 0 and A (Rank x d_in)
 // uniform. It maps onto nn.LoRASpec.
 type LoRA struct {
@@ -45,7 +45,7 @@ type Pretrain struct {
 // DefaultPretrain returns the default pretrain: block (no pretraining).
 func DefaultPretrain() Pretrain { return Pretrain{Tasks: 0, Epochs: 1, LR: 0, Mode: "central"} }
 
-// DP configures example-level DP-SGD on the clients (ALGORITHMS.md section 5). A
+// DP configures example-level DP-SGD on the clients (docs/ALGORITHMS.md section 5). A
 // method's dp_epsilon option overrides Epsilon (see Scenario.DPFor).
 type DP struct {
 	// Epsilon is the target epsilon of each client over the whole run; 0 (or .inf in

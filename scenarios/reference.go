@@ -76,7 +76,7 @@ var reference = []KeyDoc{
 	{Path: "pretrain.lr", Kind: KindFloat, Default: "0", Doc: "pretraining learning rate; 0 = train.lr"},
 	{Path: "pretrain.mode", Kind: KindString, Default: "central", Allowed: pretrainModes, Doc: "central: one learner with all of the task's training data; federated: plain FedAvg rounds with the train: settings"},
 
-	{Path: "dp", Kind: "mapping", Doc: "example-level DP-SGD on every client (ALGORITHMS.md 5); a method's dp_epsilon option overrides dp.epsilon"},
+	{Path: "dp", Kind: "mapping", Doc: "example-level DP-SGD on every client (docs/ALGORITHMS.md 5); a method's dp_epsilon option overrides dp.epsilon"},
 	{Path: "dp.epsilon", Kind: KindFloat, Default: "0", Doc: "target epsilon of each client over the whole run; 0 or .inf = DP off. sigma is calibrated per client for the steps it is scheduled to take"},
 	{Path: "dp.delta", Kind: KindFloat, Default: "1e-05", Doc: "target delta, in (0, 1)"},
 	{Path: "dp.clip", Kind: KindFloat, Default: "2", Doc: "L2 norm C each per-sample gradient (over all trained tensors together) is clipped to"},

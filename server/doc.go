@@ -1,5 +1,5 @@
 // Package server runs the federated round loop of one experiment
-// (ALGORITHMS.md §1): seeded client sampling, the model broadcast, update
+// (docs/ALGORITHMS.md §1): seeded client sampling, the model broadcast, update
 // collection with an optional deadline, aggregation, FOT's projection and
 // subspace growth, evaluation and the accuracy matrix.
 //

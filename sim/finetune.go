@@ -75,7 +75,7 @@ func (x *Experiment) pretrainCentral(ctx context.Context, params []float32, task
 }
 
 // calibrate returns every client's DP-SGD noise multiplier for the target
-// (epsilon, delta) of d (ALGORITHMS.md §5): sigma is found once per client,
+// (epsilon, delta) of d (docs/ALGORITHMS.md §5): sigma is found once per client,
 // before the run, for the steps that client will take in the whole run at
 // its Poisson rate q_t = batch / |D_k,t| of each task t (dp.CalibrateSigma;
 // when q changes with the task, a bisection between the sigmas calibrated
@@ -85,8 +85,8 @@ func (x *Experiment) pretrainCentral(ctx context.Context, params []float32, task
 // The steps are counted on the server's sampling schedule: it depends only
 // on (seed, round) (server.Sample), never on data, so it is public and
 // known in advance, and every client is calibrated for the rounds it is
-// actually selected in times client.StepsPerRound. ALGORITHMS.md's
-// "expected number of steps" (rounds x clients_per_round / clients x steps
+// actually selected in times client.StepsPerRound. Counting the expected
+// number of steps instead (rounds x clients_per_round / clients x steps
 // per round) would let a client selected more often than average overspend
 // its budget (with 6 clients, 3 per round and 100 rounds, a client picked
 // 58 times instead of 50 spends about 7% more); counting the schedule makes

@@ -13,7 +13,7 @@ import (
 // and forgets; FOT, run exactly as the paper defines it, keeps its
 // forgetting to at most a third of FedAvg's. Both ACCs are logged, not
 // asserted: with short training FOT's bases can fill up and leave later
-// tasks little room (ALGORITHMS.md 3; README "FOT on short runs").
+// tasks little room (docs/ALGORITHMS.md 3; README "FOT on short runs").
 func TestFOTReducesForgettingOnPermutedMNIST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains on real MNIST for about a minute")
