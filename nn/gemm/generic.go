@@ -42,7 +42,13 @@ func microGo(mr, nv, kc int, a []float32, am, _ int, b []float32, bm, _ int, c [
 			}
 		}
 	}
-	for i := 0; i < mr; i++ {
+	storeTile(c, ldc, &acc, mr, cols, alpha, beta, loadC)
+}
+
+// storeTile writes the rows x cols tile acc (stride 4) to c:
+// c[i*ldc+j] = alpha*acc[i*4+j] (+ beta*c[i*ldc+j] when loadC).
+func storeTile(c []float32, ldc int, acc *[16]float32, rows, cols int, alpha, beta float32, loadC bool) {
+	for i := 0; i < rows; i++ {
 		cr := c[i*ldc : i*ldc+cols]
 		for j := range cr {
 			v := alpha * acc[i*4+j]
@@ -88,16 +94,7 @@ func micro4x4Wide(kc int, a, b, c []float32, ldc int, alpha, beta float32, loadC
 		a, b = a[4:], b[4:]
 	}
 	acc := [16]float32{c00, c01, c02, c03, c10, c11, c12, c13, c20, c21, c22, c23, c30, c31, c32, c33}
-	for i := 0; i < 4; i++ {
-		cr := c[i*ldc : i*ldc+4]
-		for j := range cr {
-			v := alpha * acc[i*4+j]
-			if loadC {
-				v += beta * cr[j]
-			}
-			cr[j] = v
-		}
-	}
+	storeTile(c, ldc, &acc, 4, 4, alpha, beta, loadC)
 }
 
 // micro4x4Narrow is the full-tile case of microGo for targets with 16 or fewer
@@ -126,16 +123,7 @@ func micro4x4Narrow(kc int, a, b, c []float32, ldc int, alpha, beta float32, loa
 		acc[r*4+0], acc[r*4+1], acc[r*4+2], acc[r*4+3] = c00, c01, c02, c03
 		acc[r*4+4], acc[r*4+5], acc[r*4+6], acc[r*4+7] = c10, c11, c12, c13
 	}
-	for i := 0; i < 4; i++ {
-		cr := c[i*ldc : i*ldc+4]
-		for j := range cr {
-			v := alpha * acc[i*4+j]
-			if loadC {
-				v += beta * cr[j]
-			}
-			cr[j] = v
-		}
-	}
+	storeTile(c, ldc, &acc, 4, 4, alpha, beta, loadC)
 }
 
 // copyPanelGo sets dst[p*W+j] = src[p*ld+j] for j < w and 0 for w <= j < W.

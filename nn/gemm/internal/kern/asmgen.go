@@ -164,8 +164,7 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 	name := fmt.Sprintf("%s_%s%s_%dx%d", l.name, am, bm, mr, nv)
 
 	p := func(format string, args ...any) { fmt.Fprintf(w, "\t"+format+"\n", args...) }
-	fmt.Fprintf(w, "// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)\n", name)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+	textHeader(w, name)
 	p("MOVQ kc+0(FP), DX")
 	p("MOVQ a+8(FP), AX")
 	p("MOVQ b+24(FP), BX")
@@ -226,19 +225,7 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 		case "t":
 			return fmt.Sprintf("%d(AX)", 4*i)
 		}
-		base := []string{"AX", "SI", "DI"}[i/5]
-		d := 4 * k
-		switch i % 5 {
-		case 0:
-			return fmt.Sprintf("%d(%s)", d, base)
-		case 1:
-			return fmt.Sprintf("%d(%s)(R12*1)", d, base)
-		case 2:
-			return fmt.Sprintf("%d(%s)(R12*2)", d, base)
-		case 3:
-			return fmt.Sprintf("%d(%s)(R13*1)", d, base)
-		}
-		return fmt.Sprintf("%d(%s)(R12*4)", d, base)
+		return rowAddr(fmt.Sprint(4*k), []string{"AX", "SI", "DI"}[i/5], "R12", "R13", i%5)
 	}
 	bAddr := func(v, k int) string {
 		if bm == "p" {
@@ -363,6 +350,31 @@ func kernel(w *bytes.Buffer, l isa, am, bm string, mr, nv int) {
 	}
 }
 
+// textHeader starts the kernel name: its Go signature (every kernel has
+// the same one, see doc.go) and its TEXT line.
+func textHeader(w *bytes.Buffer, name string) {
+	fmt.Fprintf(w, "// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)\n", name)
+	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+}
+
+// rowAddr is the address disp(base) of row i in 0..4 of a matrix whose rows
+// are ld bytes apart, with ld3 = 3*ld: base, base+ld, base+2*ld, base+ld3,
+// base+4*ld (the scaled-index forms of x86 addressing). disp is a byte
+// offset or "".
+func rowAddr(disp, base, ld, ld3 string, i int) string {
+	switch i {
+	case 0:
+		return fmt.Sprintf("%s(%s)", disp, base)
+	case 1:
+		return fmt.Sprintf("%s(%s)(%s*1)", disp, base, ld)
+	case 2:
+		return fmt.Sprintf("%s(%s)(%s*2)", disp, base, ld)
+	case 3:
+		return fmt.Sprintf("%s(%s)(%s*1)", disp, base, ld3)
+	}
+	return fmt.Sprintf("%s(%s)(%s*4)", disp, base, ld)
+}
+
 // Dot-product tile limits: rows of A and rows of B (columns of C).
 const (
 	dotMR = 4
@@ -407,8 +419,7 @@ func dot512(w *bytes.Buffer, mr, nd int) {
 	}
 	fmt.Fprintf(w, "GLOBL perm_%dx%d<>(SB), RODATA|NOPTR, $64\n\n", mr, nd)
 
-	fmt.Fprintf(w, "// func %s(kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, alpha, beta float32, loadC int, edge uint64)\n", name)
-	fmt.Fprintf(w, "TEXT ·%s(SB), NOSPLIT, $0-80\n", name)
+	textHeader(w, name)
 	p("MOVQ kc+0(FP), DX")
 	p("MOVQ a+8(FP), AX")
 	p("MOVQ lda+16(FP), R12")
@@ -427,19 +438,6 @@ func dot512(w *bytes.Buffer, mr, nd int) {
 		p("VPXORD %s, %s, %s", z(s), z(s), z(s))
 	}
 	p("VPXORD Z31, Z31, Z31")
-	row := func(base, ld, ld3 string, i int) string {
-		switch i {
-		case 0:
-			return fmt.Sprintf("(%s)", base)
-		case 1:
-			return fmt.Sprintf("(%s)(%s*1)", base, ld)
-		case 2:
-			return fmt.Sprintf("(%s)(%s*2)", base, ld)
-		case 3:
-			return fmt.Sprintf("(%s)(%s*1)", base, ld3)
-		}
-		return fmt.Sprintf("(%s)(%s*4)", base, ld)
-	}
 	step := func(masked bool) {
 		ld := func(addr, dst string) {
 			if masked {
@@ -449,10 +447,10 @@ func dot512(w *bytes.Buffer, mr, nd int) {
 			}
 		}
 		for i := 0; i < mr; i++ {
-			ld(row("AX", "R12", "R13", i), z(16+i))
+			ld(rowAddr("", "AX", "R12", "R13", i), z(16+i))
 		}
 		for j := 0; j < nd; j++ {
-			ld(row("BX", "R9", "R10", j), z(20+j))
+			ld(rowAddr("", "BX", "R9", "R10", j), z(20+j))
 		}
 		for i := 0; i < mr; i++ {
 			for j := 0; j < nd; j++ {
