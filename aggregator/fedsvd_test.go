@@ -33,18 +33,8 @@ func lowRank(r *rand.Rand, rows, cols, rank int) []float32 {
 	if rank == 0 {
 		return out
 	}
-	x := mat.NewDense(rows, rank, nil)
-	y := mat.NewDense(rank, cols, nil)
-	for i := range rows {
-		for j := range rank {
-			x.Set(i, j, r.NormFloat64())
-		}
-	}
-	for i := range rank {
-		for j := range cols {
-			y.Set(i, j, r.NormFloat64())
-		}
-	}
+	x := gaussDense(r, rows, rank)
+	y := gaussDense(r, rank, cols)
 	var p mat.Dense
 	p.Mul(x, y)
 	for i := range rows {
@@ -53,6 +43,21 @@ func lowRank(r *rand.Rand, rows, cols, rank int) []float32 {
 		}
 	}
 	return out
+}
+
+// sameFactors fails unless (b, a) equal (wantB, wantA) exactly.
+func sameFactors(t *testing.T, what string, b, a, wantB, wantA []float32) {
+	t.Helper()
+	for i := range wantB {
+		if b[i] != wantB[i] {
+			t.Fatalf("%s: B_new[%d] = %v, want %v", what, i, b[i], wantB[i])
+		}
+	}
+	for i := range wantA {
+		if a[i] != wantA[i] {
+			t.Fatalf("%s: A_new[%d] = %v, want %v", what, i, a[i], wantA[i])
+		}
+	}
 }
 
 // product returns B A in float64 (dout x din).
@@ -224,16 +229,7 @@ func TestRefactorPreservesProduct(t *testing.T) {
 			if err := Refactor(b2, a2, b2, a2, c.dout, c.din, c.r); err != nil {
 				t.Fatal(err)
 			}
-			for i := range b2 {
-				if b2[i] != bNew[i] {
-					t.Fatalf("in place/fresh B_new[%d] = %v, want %v", i, b2[i], bNew[i])
-				}
-			}
-			for i := range a2 {
-				if a2[i] != aNew[i] {
-					t.Fatalf("in place/fresh A_new[%d] = %v, want %v", i, a2[i], aNew[i])
-				}
-			}
+			sameFactors(t, "in place/fresh", b2, a2, bNew, aNew)
 		})
 	}
 }
@@ -510,16 +506,7 @@ func TestProjectLowRankNilBasisIsRefactor(t *testing.T) {
 		if err != nil || removed != 0 {
 			t.Fatalf("got removed %v, err %v; want 0, nil", removed, err)
 		}
-		for i := range b1 {
-			if b1[i] != b2[i] {
-				t.Fatalf("B_new[%d] = %v, want %v (Refactor)", i, b2[i], b1[i])
-			}
-		}
-		for i := range a1 {
-			if a1[i] != a2[i] {
-				t.Fatalf("A_new[%d] = %v, want %v (Refactor)", i, a2[i], a1[i])
-			}
-		}
+		sameFactors(t, "ProjectLowRank/Refactor", b2, a2, b1, a1)
 	}
 }
 

@@ -64,17 +64,22 @@ func randOrtho(r *rand.Rand, d, k int) *mat.Dense {
 	if k == 0 {
 		return nil
 	}
-	g := mat.NewDense(d, k, nil)
-	for i := range d {
-		for j := range k {
-			g.Set(i, j, r.NormFloat64())
-		}
-	}
 	var qr mat.QR
-	qr.Factorize(g)
+	qr.Factorize(gaussDense(r, d, k))
 	var q mat.Dense
 	qr.QTo(&q)
 	return mat.DenseCopyOf(q.Slice(0, d, 0, k))
+}
+
+// gaussDense returns a rows x cols matrix of N(0, 1) entries, drawn row by row.
+func gaussDense(r *rand.Rand, rows, cols int) *mat.Dense {
+	g := mat.NewDense(rows, cols, nil)
+	for i := range rows {
+		for j := range cols {
+			g.Set(i, j, r.NormFloat64())
+		}
+	}
+	return g
 }
 
 func randF32(r *rand.Rand, n int) []float32 {
@@ -322,14 +327,8 @@ func checkBasis(t *testing.T, step string, b *Basis, old *mat.Dense) {
 // from span(U).
 func nearSpan(r *rand.Rand, u *mat.Dense, c int, delta float64) *mat.Dense {
 	d, k := u.Dims()
-	coef := mat.NewDense(k, c, nil)
-	for i := range k {
-		for j := range c {
-			coef.Set(i, j, r.NormFloat64())
-		}
-	}
 	var v mat.Dense
-	v.Mul(u, coef)
+	v.Mul(u, gaussDense(r, k, c))
 	for i := range d {
 		for j := range c {
 			v.Set(i, j, v.At(i, j)+delta*r.NormFloat64())

@@ -173,6 +173,26 @@ const (
 	mnistStdTol  = 0.01
 )
 
+// labelHist counts the labels 0..9 of y.
+func labelHist(y []int32) [10]int {
+	var h [10]int
+	for _, c := range y {
+		h[c]++
+	}
+	return h
+}
+
+// meanStd returns the mean and the (population) standard deviation of x.
+func meanStd(x []float32) (mean, std float64) {
+	var s, ss float64
+	for _, v := range x {
+		s += float64(v)
+		ss += float64(v) * float64(v)
+	}
+	mean = s / float64(len(x))
+	return mean, math.Sqrt(ss/float64(len(x)) - mean*mean)
+}
+
 func TestLoadMNISTReal(t *testing.T) {
 	if _, err := defaultLocator().locate(); err != nil {
 		t.Skipf("GoMNIST module not found, skipping the real-data test: %v", err)
@@ -189,27 +209,13 @@ func TestLoadMNISTReal(t *testing.T) {
 	}
 	// The label histogram of MNIST's training set.
 	wantHist := [10]int{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}
-	var hist [10]int
-	for _, y := range train.Y {
-		hist[y]++
-	}
-	if hist != wantHist {
+	if hist := labelHist(train.Y); hist != wantHist {
 		t.Errorf("train label histogram: got %v, want %v", hist, wantHist)
 	}
-	var testHist [10]int
-	for _, y := range test.Y {
-		testHist[y]++
-	}
-	if want := [10]int{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}; testHist != want {
+	if testHist, want := labelHist(test.Y), [10]int{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}; testHist != want {
 		t.Errorf("test label histogram: got %v, want %v", testHist, want)
 	}
-	var s, ss float64
-	for _, x := range train.X {
-		s += float64(x)
-		ss += float64(x) * float64(x)
-	}
-	mean := s / float64(len(train.X))
-	std := math.Sqrt(ss/float64(len(train.X)) - mean*mean)
+	mean, std := meanStd(train.X)
 	if math.Abs(mean) > mnistMeanTol {
 		t.Errorf("normalised mean: got %.4f, want 0 +- %v", mean, mnistMeanTol)
 	}
@@ -238,22 +244,12 @@ func TestLoadFashionMNISTReal(t *testing.T) {
 	if train.Len() != 60000 || test.Len() != 10000 {
 		t.Fatalf("got %d/%d samples, want 60000/10000", train.Len(), test.Len())
 	}
-	var hist [10]int
-	for _, y := range train.Y {
-		hist[y]++
-	}
-	for k, c := range hist {
+	for k, c := range labelHist(train.Y) {
 		if c != 6000 {
 			t.Errorf("class %d: got %d training samples, want 6000", k, c)
 		}
 	}
-	var s, ss float64
-	for _, x := range train.X {
-		s += float64(x)
-		ss += float64(x) * float64(x)
-	}
-	mean := s / float64(len(train.X))
-	std := math.Sqrt(ss/float64(len(train.X)) - mean*mean)
+	mean, std := meanStd(train.X)
 	if math.Abs(mean) > fashionStatTol || math.Abs(std-1) > fashionStatTol {
 		t.Errorf("normalised mean, std: got %.4f, %.4f, want 0, 1 +- %v", mean, std, fashionStatTol)
 	}

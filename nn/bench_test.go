@@ -7,37 +7,54 @@ import (
 	"github.com/fotsim/fotsim/nn/gemm"
 )
 
-// benchTrainStep times LossGrad + SGD.Step at the given batch, once per
-// compiled-in backend.
-func benchTrainStep(b *testing.B, spec Spec, batch int) {
-	defer SetBackend(nil)
+// benchModel builds spec and returns the model, parameters initialised
+// from PCG(1, 2), a batch of random inputs drawn next and that stream.
+func benchModel(b *testing.B, spec Spec, batch int) (m *Model, params, x []float32, y []int32, r *rand.Rand) {
 	m, err := Build(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := rand.New(rand.NewPCG(1, 2))
-	params := make([]float32, m.NumParams())
+	r = rand.New(rand.NewPCG(1, 2))
+	params = make([]float32, m.NumParams())
 	m.Init(params, r)
-	x, y := randInput(m, batch, r)
-	grad := make([]float32, m.NumParams())
-	vel := make([]float32, m.NumParams())
-	opt := SGD{LR: 0.01, WeightDecay: 1e-5, Momentum: 0.9}
-	flops := m.TrainFLOPs(batch)
+	x, y = randInput(m, batch, r)
+	return m, params, x, y, r
+}
+
+// benchBackends runs step as sub-benchmark prefix+name under every
+// compiled-in backend, with a fresh workspace for batch samples, and
+// reports samples/s and, when flops > 0 (per step), GFLOP/s.
+func benchBackends(b *testing.B, m *Model, prefix string, batch int, flops float64, step func(ws *Workspace)) {
+	defer SetBackend(nil)
 	for _, name := range gemm.Names() {
 		be, _ := gemm.Lookup(name)
-		b.Run(name, func(b *testing.B) {
+		b.Run(prefix+name, func(b *testing.B) {
 			SetBackend(be)
 			ws := m.NewWorkspace(batch)
 			b.ReportAllocs()
 			for b.Loop() {
-				ws.LossGrad(params, grad, x, y, batch, 0, r)
-				opt.Step(params, grad, vel)
+				step(ws)
 			}
 			sec := b.Elapsed().Seconds()
 			b.ReportMetric(float64(batch*b.N)/sec, "samples/s")
-			b.ReportMetric(flops*float64(b.N)/sec/1e9, "GFLOP/s")
+			if flops > 0 {
+				b.ReportMetric(flops*float64(b.N)/sec/1e9, "GFLOP/s")
+			}
 		})
 	}
+}
+
+// benchTrainStep times LossGrad + SGD.Step at the given batch, once per
+// compiled-in backend.
+func benchTrainStep(b *testing.B, spec Spec, batch int) {
+	m, params, x, y, r := benchModel(b, spec, batch)
+	grad := make([]float32, m.NumParams())
+	vel := make([]float32, m.NumParams())
+	opt := SGD{LR: 0.01, WeightDecay: 1e-5, Momentum: 0.9}
+	benchBackends(b, m, "", batch, m.TrainFLOPs(batch), func(ws *Workspace) {
+		ws.LossGrad(params, grad, x, y, batch, 0, r)
+		opt.Step(params, grad, vel)
+	})
 }
 
 // BenchmarkMLPTrainStep: the paper's 784-400-400-400-10 MLP, batch 64.
@@ -48,12 +65,8 @@ func BenchmarkCNNTrainStep(b *testing.B) { benchTrainStep(b, smallCNN, 64) }
 
 // BenchmarkMLPPredict: eval-mode forward of the paper MLP, batch 256.
 func BenchmarkMLPPredict(b *testing.B) {
-	m, _ := Build(paperMLP)
-	r := rand.New(rand.NewPCG(1, 2))
-	params := make([]float32, m.NumParams())
-	m.Init(params, r)
 	const batch = 256
-	x, _ := randInput(m, batch, r)
+	m, params, x, _, _ := benchModel(b, paperMLP, batch)
 	ws := m.NewWorkspace(batch)
 	dst := make([]int32, batch)
 	b.ReportAllocs()
@@ -69,39 +82,21 @@ var paperMLPLoRA = withLoRA(paperMLP, DefaultLoRARank, DefaultLoRAAlpha)
 // BenchmarkMLPTrainStepLoRA: the paper MLP with rank-8 adapters, batch 64,
 // training A and B (FedAvg-LoRA): LossGrad + SGD.StepRanges.
 func BenchmarkMLPTrainStepLoRA(b *testing.B) {
-	defer SetBackend(nil)
-	m, err := Build(paperMLPLoRA)
-	if err != nil {
-		b.Fatal(err)
-	}
 	const batch = 64
-	r := rand.New(rand.NewPCG(1, 2))
-	params := make([]float32, m.NumParams())
-	m.Init(params, r)
-	x, y := randInput(m, batch, r)
+	m, params, x, y, r := benchModel(b, paperMLPLoRA, batch)
 	grad := make([]float32, m.NumParams())
 	train := m.AdapterParams("ab")
 	opt := SGD{LR: 0.01, WeightDecay: 1e-5}
-	for _, name := range gemm.Names() {
-		be, _ := gemm.Lookup(name)
-		b.Run(name, func(b *testing.B) {
-			SetBackend(be)
-			ws := m.NewWorkspace(batch)
-			b.ReportAllocs()
-			for b.Loop() {
-				ws.LossGrad(params, grad, x, y, batch, 0, r)
-				opt.StepRanges(params, grad, nil, train)
-			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
-		})
-	}
+	benchBackends(b, m, "", batch, 0, func(ws *Workspace) {
+		ws.LossGrad(params, grad, x, y, batch, 0, r)
+		opt.StepRanges(params, grad, nil, train)
+	})
 }
 
 // BenchmarkLossGradClipped: one DP-SGD gradient (ghost clipping) at batch
 // 64 on the paper MLP: with rank-8 adapters training B only (FedSVD) or A
 // and B, and without adapters training everything.
 func BenchmarkLossGradClipped(b *testing.B) {
-	defer SetBackend(nil)
 	for _, tc := range []struct {
 		name string
 		spec Spec
@@ -111,28 +106,12 @@ func BenchmarkLossGradClipped(b *testing.B) {
 		{"lora-ab", paperMLPLoRA, "ab"},
 		{"full", paperMLP, "all"},
 	} {
-		m, err := Build(tc.spec)
-		if err != nil {
-			b.Fatal(err)
-		}
 		const batch = 64
-		r := rand.New(rand.NewPCG(1, 2))
-		params := make([]float32, m.NumParams())
-		m.Init(params, r)
-		x, y := randInput(m, batch, r)
+		m, params, x, y, r := benchModel(b, tc.spec, batch)
 		grad := make([]float32, m.NumParams())
 		train := trainRanges(m, tc.mask, 0)
-		for _, name := range gemm.Names() {
-			be, _ := gemm.Lookup(name)
-			b.Run(tc.name+"/"+name, func(b *testing.B) {
-				SetBackend(be)
-				ws := m.NewWorkspace(batch)
-				b.ReportAllocs()
-				for b.Loop() {
-					ws.LossGradClipped(params, grad, x, y, batch, 0, r, 2, train)
-				}
-				b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "samples/s")
-			})
-		}
+		benchBackends(b, m, tc.name+"/", batch, 0, func(ws *Workspace) {
+			ws.LossGradClipped(params, grad, x, y, batch, 0, r, 2, train)
+		})
 	}
 }

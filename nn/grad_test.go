@@ -69,38 +69,13 @@ func TestLossGradMatchesFiniteDifferences(t *testing.T) {
 			m.Init(params, r)
 			x, y := randInput(m, tc.batch, r)
 			ws := m.NewWorkspace(tc.batch + 1)
-			grad := make([]float32, m.NumParams())
-			for j := range grad {
-				grad[j] = float32(math.NaN()) // must be overwritten
-			}
-			loss := ws.LossGrad(params, grad, x, y, tc.batch, tc.head, rand.New(rand.NewPCG(7, 7)))
-
-			masks := make([][]float32, len(m.hidden))
-			for l := range m.hidden {
-				if ws.mask[l] != nil {
-					masks[l] = ws.mask[l][:tc.batch*m.hidden[l].dout]
-				}
-			}
-			p64 := make([]float64, len(params))
-			for j, v := range params {
-				p64[j] = float64(v)
-			}
+			loss, grad, masks, p64 := lossGradForReference(ws, params, x, y, tc.batch, tc.head)
 			ref := refForward(m, p64, x, y, tc.batch, tc.head, masks)
 			if d := math.Abs(float64(loss) - ref.loss); d > lossRelTol*math.Max(1, ref.loss) {
 				t.Errorf("loss: got %v, want %v (reference)", loss, ref.loss)
 			}
-			for _, j := range checkedIndices(m, r) {
-				old := p64[j]
-				p64[j] = old + fdStep
-				lp := refForward(m, p64, x, y, tc.batch, tc.head, masks).loss
-				p64[j] = old - fdStep
-				lm := refForward(m, p64, x, y, tc.batch, tc.head, masks).loss
-				p64[j] = old
-				num := (lp - lm) / (2 * fdStep)
-				if d := math.Abs(float64(grad[j]) - num); !(d <= gradAbsTol+gradRelTol*math.Abs(num)) {
-					t.Errorf("grad[%d] (%s): got %v, want %v (finite difference)", j, paramName(m, j), grad[j], num)
-				}
-			}
+			lossAt := func() float64 { return refForward(m, p64, x, y, tc.batch, tc.head, masks).loss }
+			checkFiniteDifferences(t, grad, p64, checkedIndices(m, r), lossAt, func(j int) string { return paramName(m, j) })
 			for h := range m.heads {
 				if h == tc.head {
 					continue
@@ -118,6 +93,49 @@ func TestLossGradMatchesFiniteDifferences(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lossGradForReference runs ws.LossGrad on a NaN-filled gradient (so that
+// an entry it does not write shows) with dropout drawn from PCG(7, 7), and
+// returns the loss, the gradient, the dropout masks the pass drew (for
+// refForward) and params widened to float64.
+func lossGradForReference(ws *Workspace, params, x []float32, y []int32, batch, head int) (loss float32, grad []float32, masks [][]float32, p64 []float64) {
+	m := ws.m
+	grad = make([]float32, m.NumParams())
+	for j := range grad {
+		grad[j] = float32(math.NaN()) // must be overwritten
+	}
+	loss = ws.LossGrad(params, grad, x, y, batch, head, rand.New(rand.NewPCG(7, 7)))
+	masks = make([][]float32, len(m.hidden))
+	for l := range m.hidden {
+		if ws.mask[l] != nil {
+			masks[l] = ws.mask[l][:batch*m.hidden[l].dout]
+		}
+	}
+	p64 = make([]float64, len(params))
+	for j, v := range params {
+		p64[j] = float64(v)
+	}
+	return loss, grad, masks, p64
+}
+
+// checkFiniteDifferences compares grad[j], for every j in idx, with the
+// central difference of lossAt (a float64 reference loss reading p64) at
+// step fdStep; name(j) names parameter j in messages.
+func checkFiniteDifferences(t *testing.T, grad []float32, p64 []float64, idx []int, lossAt func() float64, name func(int) string) {
+	t.Helper()
+	for _, j := range idx {
+		old := p64[j]
+		p64[j] = old + fdStep
+		lp := lossAt()
+		p64[j] = old - fdStep
+		lm := lossAt()
+		p64[j] = old
+		num := (lp - lm) / (2 * fdStep)
+		if d := math.Abs(float64(grad[j]) - num); !(d <= gradAbsTol+gradRelTol*math.Abs(num)) {
+			t.Errorf("grad[%d] (%s): got %v, want %v (finite difference)", j, name(j), grad[j], num)
+		}
 	}
 }
 

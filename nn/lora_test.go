@@ -298,21 +298,7 @@ func TestLoRAGradMatchesFiniteDifferences(t *testing.T) {
 			randomiseB(m, params, r)
 			x, y := randInput(m, tc.batch, r)
 			ws := m.NewWorkspace(tc.batch)
-			grad := make([]float32, m.NumParams())
-			for j := range grad {
-				grad[j] = float32(math.NaN())
-			}
-			loss := ws.LossGrad(params, grad, x, y, tc.batch, tc.head, rand.New(rand.NewPCG(7, 7)))
-			masks := make([][]float32, len(m.hidden))
-			for l := range m.hidden {
-				if ws.mask[l] != nil {
-					masks[l] = ws.mask[l][:tc.batch*m.hidden[l].dout]
-				}
-			}
-			p64 := make([]float64, len(params))
-			for j, v := range params {
-				p64[j] = float64(v)
-			}
+			loss, grad, masks, p64 := lossGradForReference(ws, params, x, y, tc.batch, tc.head)
 			lossAt := func() float64 {
 				return refForward(m, effective64(m, p64, tc.head), x, y, tc.batch, tc.head, masks).loss
 			}
@@ -327,18 +313,7 @@ func TestLoRAGradMatchesFiniteDifferences(t *testing.T) {
 					}
 				}
 			}
-			for _, j := range idx {
-				old := p64[j]
-				p64[j] = old + fdStep
-				lp := lossAt()
-				p64[j] = old - fdStep
-				lm := lossAt()
-				p64[j] = old
-				num := (lp - lm) / (2 * fdStep)
-				if d := math.Abs(float64(grad[j]) - num); !(d <= gradAbsTol+gradRelTol*math.Abs(num)) {
-					t.Errorf("grad[%d] (%s): got %v, want %v (finite difference)", j, loraParamName(m, j), grad[j], num)
-				}
-			}
+			checkFiniteDifferences(t, grad, p64, idx, lossAt, func(j int) string { return loraParamName(m, j) })
 			for j, g := range grad {
 				if math.IsNaN(float64(g)) {
 					t.Fatalf("grad[%d] (%s) not written", j, loraParamName(m, j))
@@ -373,10 +348,7 @@ func loraParamName(m *Model, j int) string {
 func TestLoRAPanics(t *testing.T) {
 	m, _ := Build(withLoRA(gradCases[1].spec, 2, 2))
 	params := make([]float32, m.NumParams())
-	tests := []struct {
-		name string
-		f    func()
-	}{
+	tests := []panicCase{
 		{"effective weight index", func() { m.EffectiveWeight(make([]float32, 8*10), params, 3) }},
 		{"effective weight dst", func() { m.EffectiveWeight(make([]float32, 5), params, 0) }},
 		{"effective weight params", func() { m.EffectiveWeight(make([]float32, 8*10), params[1:], 0) }},
@@ -384,14 +356,5 @@ func TestLoRAPanics(t *testing.T) {
 		{"init adapters params", func() { m.InitAdapters(params[1:], rand.New(rand.NewPCG(1, 1))) }},
 		{"adapter params which", func() { m.AdapterParams("c") }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("got no panic, want one")
-				}
-			}()
-			tc.f()
-		})
-	}
+	expectPanics(t, tests)
 }

@@ -239,10 +239,7 @@ func TestPanicsOnShapeMismatch(t *testing.T) {
 	x := make([]float32, 4*m.InputSize())
 	y := make([]int32, 4)
 	ws := m.NewWorkspace(2)
-	tests := []struct {
-		name string
-		f    func()
-	}{
+	tests := []panicCase{
 		{"batch above max", func() { ws.Forward(params, x, 3, 0, false, nil) }},
 		{"batch zero", func() { ws.Forward(params, x, 0, 0, false, nil) }},
 		{"short x", func() { ws.Forward(params, x[:1], 2, 0, false, nil) }},
@@ -256,16 +253,7 @@ func TestPanicsOnShapeMismatch(t *testing.T) {
 		{"max batch", func() { m.NewWorkspace(0) }},
 		{"init", func() { m.Init(params[1:], rand.New(rand.NewPCG(1, 1))) }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("got no panic, want one")
-				}
-			}()
-			tc.f()
-		})
-	}
+	expectPanics(t, tests)
 }
 
 func TestWorkspaceCapturesBackend(t *testing.T) {
@@ -346,5 +334,26 @@ func checkSpecError(t *testing.T, err error, want []string) {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("got %q, want it to mention %q", err, w)
 		}
+	}
+}
+
+// panicCase is a call that must panic.
+type panicCase struct {
+	name string
+	f    func()
+}
+
+// expectPanics runs every case as a subtest and fails those that return.
+func expectPanics(t *testing.T, cases []panicCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("got no panic, want one")
+				}
+			}()
+			tc.f()
+		})
 	}
 }

@@ -121,10 +121,7 @@ func TestSGDStepRanges(t *testing.T) {
 
 func TestRangesPanics(t *testing.T) {
 	x := make([]float32, 10)
-	tests := []struct {
-		name string
-		f    func()
-	}{
+	tests := []panicCase{
 		{"unsorted", func() { Ranges{{5, 6}, {1, 2}}.Mask(x) }},
 		{"overlap", func() { Ranges{{1, 5}, {4, 6}}.Zero(x) }},
 		{"reversed", func() { Ranges{{3, 2}}.Mask(x) }},
@@ -134,16 +131,7 @@ func TestRangesPanics(t *testing.T) {
 		{"step grad", func() { SGD{LR: 1}.StepRanges(x, x[1:], nil, nil) }},
 		{"step velocity", func() { SGD{LR: 1, Momentum: 0.5}.StepRanges(x, x, nil, nil) }},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("got no panic, want one")
-				}
-			}()
-			tc.f()
-		})
-	}
+	expectPanics(t, tests)
 }
 
 // TestLossGradRanges: the gradients inside train are LossGrad's, bit for
