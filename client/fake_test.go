@@ -13,6 +13,7 @@ import (
 
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
 	"github.com/fotsim/fotsim/transport/transporttest"
 )
@@ -229,7 +230,7 @@ func (rh *runningHost) stop(t *testing.T) {
 }
 
 func roundMsg(round, task int, clients []int32, params []float32, flags uint32, extra ...transport.Tensor) *transport.Message {
-	ts := []transport.Tensor{{Name: TensorParams, Rows: 1, Cols: len(params), Data: params}}
+	ts := []transport.Tensor{{Name: protocol.TensorParams, Rows: 1, Cols: len(params), Data: params}}
 	return &transport.Message{
 		Kind: transport.KindRound, Round: int32(round), Task: int32(task), Clients: clients,
 		Flags: flags, Tensors: append(ts, extra...),
@@ -238,20 +239,11 @@ func roundMsg(round, task int, clients []int32, params []float32, flags uint32, 
 
 func tensorOf(t *testing.T, m *transport.Message, name string) []float32 {
 	t.Helper()
-	x := findTensor(m.Tensors, name)
+	x := m.Tensor(name)
 	if x == nil {
 		t.Fatalf("client %d round %d: no %q tensor", m.Client, m.Round, name)
 	}
 	return x.Data
-}
-
-func scalarOf(m *transport.Message, name string) (float64, bool) {
-	for _, s := range m.Scalars {
-		if s.Name == name {
-			return s.Value, true
-		}
-	}
-	return 0, false
 }
 
 // byClient indexes updates of one round by client; a second update of the

@@ -6,16 +6,18 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
 )
 
 // Tolerances.
 const (
-	curvDeltaTol   = 1e-6 // max |host delta - direct delta| under FedCurv (float32 own-term arithmetic)
-	controlMinDiff = 1e-4 // a wrong penalty or teacher must move the delta by more than this
+	controlMinDiff = 1e-4 // a behaviour's extras must move the delta by more than this
 	hostTimeout    = 30 * time.Second
 )
 
@@ -32,6 +34,7 @@ func TestHostConfigValidate(t *testing.T) {
 		{"empty-range", func(c *HostConfig) { c.Last = c.First }},
 		{"negative-first", func(c *HostConfig) { c.First = -1 }},
 		{"bad-train", func(c *HostConfig) { c.Train.Epochs = 0 }},
+		{"bad-lora", func(c *HostConfig) { c.LoRA = "a" }},
 	}
 	m := testModel(t, 1, false)
 	for _, tc := range tests {
@@ -77,19 +80,19 @@ func TestHostRoundPublishesOwnSelectedClients(t *testing.T) {
 		if u.N != int64(len(segs[0].Rows)) {
 			t.Errorf("client %d: got N %d, want %d", c, u.N, len(segs[0].Rows))
 		}
-		if diff := maxAbsDiff(tensorOf(t, u, TensorDelta), want); diff != 0 {
+		if diff := maxAbsDiff(tensorOf(t, u, protocol.TensorDelta), want); diff != 0 {
 			t.Errorf("client %d: max |delta - (trained - global)| = %v, want 0", c, diff)
 		}
 		if maxAbs(want) == 0 {
 			t.Errorf("client %d: training did not move the model", c)
 		}
-		if l, _ := scalarOf(u, ScalarLoss); l != wantLoss {
+		if l, _ := u.Scalar(protocol.ScalarLoss); l != wantLoss {
 			t.Errorf("client %d: loss got %v, want %v", c, l, wantLoss)
 		}
-		if s, _ := scalarOf(u, ScalarSteps); s != float64(wantSteps) {
+		if s, _ := u.Scalar(protocol.ScalarSteps); s != float64(wantSteps) {
 			t.Errorf("client %d: steps got %v, want %d", c, s, wantSteps)
 		}
-		if findTensor(u.Tensors, TensorFisher) != nil || u.Flags&FlagFisher != 0 {
+		if u.Tensor(protocol.TensorFisher) != nil || u.Flags&protocol.FlagFisher != 0 {
 			t.Errorf("client %d: Fisher sent without FlagFisher", c)
 		}
 	}
@@ -157,188 +160,6 @@ func TestHostSkipsBadMessages(t *testing.T) {
 	}
 }
 
-func TestHostFisherFlag(t *testing.T) {
-	m := testModel(t, 1, true)
-	d := testDataset(t, 100, 1)
-	shards := newTestShards(d, 1, 15)
-	for _, limit := range []int{0, 6} {
-		cfg := hostConfig(0, 4, 2)
-		cfg.Method = Method{Name: "ewc", Lambda: 1, FisherSamples: limit}
-		rh := startHost(t, cfg, m, shards)
-		global := initParams(m, 2)
-		rh.send(t, roundMsg(4, 0, []int32{1, 3}, global, FlagFisher))
-		rh.stop(t)
-		got := byClient(t, rh.ups.all(), 4)
-		for _, c := range []int{1, 3} {
-			u := got[int32(c)]
-			if u == nil {
-				t.Fatalf("limit %d: no update of client %d", limit, c)
-			}
-			segs := shards.Shard(0, c)
-			_, local, _, _ := directDelta(m, global, segs, cfg.Train, nil, c, 4)
-			want := make([]float32, len(local))
-			NewTrainer(m, cfg.Train.BatchSize).Fisher(want, local, segs[0], limit, cfg.Train.Seed, c, 4)
-			if u.Flags&FlagFisher == 0 {
-				t.Errorf("limit %d client %d: update flags %b lack FlagFisher", limit, c, u.Flags)
-			}
-			f := tensorOf(t, u, TensorFisher)
-			if diff := maxAbsDiff(f, want); diff != 0 {
-				t.Errorf("limit %d client %d: max |fisher - Trainer.Fisher(local)| = %v, want 0", limit, c, diff)
-			}
-			if maxAbs(f) == 0 {
-				t.Errorf("limit %d client %d: Fisher is all zero", limit, c)
-			}
-		}
-	}
-}
-
-func TestHostFedCurvExcludesOwnTerm(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 160, 1)
-	shards := newTestShards(d, 2, 15)
-	cfg := hostConfig(0, 4, 2)
-	cfg.Method = Method{Name: "fedcurv", Lambda: 50}
-	rh := startHost(t, cfg, m, shards)
-
-	// Round 0 (last of task 0): clients 0 and 1 send their Fisher; K = 2.
-	g0 := initParams(m, 3)
-	rh.send(t, roundMsg(0, 0, []int32{0, 1}, g0, FlagFisher))
-	// Wait for both so that the server-side sums can be built from them.
-	first := byClient(t, rh.ups.waitFor(t, 2, hostTimeout), 0)
-	np := m.NumParams()
-	fisher, local := map[int][]float32{}, map[int][]float32{}
-	for _, c := range []int{0, 1} {
-		_, local[c], _, _ = directDelta(m, g0, shards.Shard(0, c), cfg.Train, nil, c, 0)
-		fisher[c] = tensorOf(t, first[int32(c)], TensorFisher)
-	}
-	// The server's sums: U = (F0 + F1)/2, V = (F0 w0 + F1 w1)/2.
-	u, v := make([]float32, np), make([]float32, np)
-	for i := range u {
-		u[i] = (fisher[0][i] + fisher[1][i]) / 2
-		v[i] = (fisher[0][i]*local[0][i] + fisher[1][i]*local[1][i]) / 2
-	}
-	// Round 1 (task 1): client 0 took part in the Fisher round, client 2
-	// did not.
-	g1 := initParams(m, 4)
-	quad := []transport.Tensor{
-		{Name: TensorQuadU, Rows: 1, Cols: np, Data: u},
-		{Name: TensorQuadV, Rows: 1, Cols: np, Data: v},
-		// The server accepted both Fisher terms (K = 2).
-		{Name: TensorCurvAccepted, Rows: 1, Cols: 2, Data: []float32{0, 1}},
-	}
-	rh.send(t, roundMsg(1, 1, []int32{0, 2}, g1, 0, quad...))
-	rh.stop(t)
-	got := byClient(t, rh.ups.all(), 1)
-
-	// Client 0: U - F0/2, V - F0 w0/2.
-	u0, v0 := make([]float32, np), make([]float32, np)
-	for i := range u0 {
-		u0[i] = u[i] - fisher[0][i]*0.5
-		v0[i] = v[i] - fisher[0][i]*local[0][i]*0.5
-	}
-	tests := []struct {
-		c       int
-		u, v    []float32
-		control [2][]float32 // a penalty the client must NOT have used
-	}{
-		{0, u0, v0, [2][]float32{u, v}},
-		{2, u, v, [2][]float32{nil, nil}},
-	}
-	for _, tc := range tests {
-		up := got[int32(tc.c)]
-		if up == nil {
-			t.Fatalf("no update of client %d in round 1", tc.c)
-		}
-		segs := shards.Shard(1, tc.c)
-		want, _, _, _ := directDelta(m, g1, segs, cfg.Train, &Extras{Lambda: cfg.Method.Lambda, U: tc.u, V: tc.v}, tc.c, 1)
-		delta := tensorOf(t, up, TensorDelta)
-		if diff := maxAbsDiff(delta, want); diff > curvDeltaTol {
-			t.Errorf("client %d: max |delta - delta with expected U, V| = %v, want <= %v", tc.c, diff, curvDeltaTol)
-		}
-		ctrl, _, _, _ := directDelta(m, g1, segs, cfg.Train, &Extras{Lambda: cfg.Method.Lambda, U: tc.control[0], V: tc.control[1]}, tc.c, 1)
-		if diff := maxAbsDiff(delta, ctrl); diff < controlMinDiff {
-			t.Errorf("client %d: delta is within %v of the run with the wrong penalty; the test cannot tell them apart", tc.c, diff)
-		}
-	}
-}
-
-func TestHostPenaltyTensorLengthMismatchStopsHost(t *testing.T) {
-	m := testModel(t, 1, false)
-	shards := newTestShards(testDataset(t, 40, 1), 2, 5)
-	cfg := hostConfig(0, 2, 1)
-	cfg.Method = Method{Name: "ewc", Lambda: 1}
-	rh := startHost(t, cfg, m, shards)
-	g := initParams(m, 1)
-	short := []transport.Tensor{{Name: TensorQuadU, Rows: 1, Cols: 3, Data: []float32{1, 2, 3}}, {Name: TensorQuadV, Rows: 1, Cols: 3, Data: []float32{1, 2, 3}}}
-	rh.send(t, roundMsg(0, 1, []int32{0}, g, 0, short...))
-	done := make(chan error, 1)
-	go func() { done <- rh.h.Wait() }()
-	select {
-	case err := <-done:
-		rh.waited = true
-		if err == nil || !strings.Contains(err.Error(), "penalty") {
-			t.Errorf("Wait: got %v, want an error about the penalty tensors", err)
-		}
-	case <-time.After(hostTimeout):
-		t.Fatal("host kept running after a round with mis-sized penalty tensors")
-	}
-	if n := len(rh.ups.all()); n != 0 {
-		t.Errorf("got %d updates, want 0", n)
-	}
-}
-
-func TestHostFLwFTeacherIsFirstGlobalOfTask(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 100, 1)
-	shards := newTestShards(d, 3, 15)
-	cfg := hostConfig(0, 3, 1)
-	cfg.Method = Method{Name: "flwf", Alpha: 2, Temp: 2}
-	rh := startHost(t, cfg, m, shards)
-	globals := make([][]float32, 4)
-	for i := range globals {
-		globals[i] = initParams(m, uint64(40+i))
-	}
-	// Rounds 0 (task 0), 1 and 2 (task 1), 3 (task 2); client 1 each time.
-	tasks := []int{0, 1, 1, 2}
-	for r, task := range tasks {
-		rh.send(t, roundMsg(r, task, []int32{1}, globals[r], 0))
-	}
-	rh.stop(t)
-	ups := rh.ups.all()
-	tests := []struct {
-		round   int
-		teacher []float32 // nil = no distillation
-		wrong   []float32 // a teacher that must not have been used
-	}{
-		{0, nil, globals[0]},
-		{1, globals[1], nil},
-		{2, globals[1], globals[2]},
-		{3, globals[3], globals[1]},
-	}
-	for _, tc := range tests {
-		u := byClient(t, ups, tc.round)[1]
-		if u == nil {
-			t.Fatalf("no update of client 1 in round %d", tc.round)
-		}
-		segs := shards.Shard(tasks[tc.round], 1)
-		exFor := func(teacher []float32) *Extras {
-			if teacher == nil {
-				return nil
-			}
-			return &Extras{Teacher: teacher, Alpha: cfg.Method.Alpha, Temp: cfg.Method.Temp}
-		}
-		want, _, _, _ := directDelta(m, globals[tc.round], segs, cfg.Train, exFor(tc.teacher), 1, tc.round)
-		delta := tensorOf(t, u, TensorDelta)
-		if diff := maxAbsDiff(delta, want); diff != 0 {
-			t.Errorf("round %d: max |delta - delta with the expected teacher| = %v, want 0", tc.round, diff)
-		}
-		wrong, _, _, _ := directDelta(m, globals[tc.round], segs, cfg.Train, exFor(tc.wrong), 1, tc.round)
-		if diff := maxAbsDiff(delta, wrong); diff < controlMinDiff {
-			t.Errorf("round %d: delta is within %v of the run with the wrong teacher", tc.round, diff)
-		}
-	}
-}
-
 func TestHostWorkerCountIndependence(t *testing.T) {
 	m := testModel(t, 1, true)
 	d := testDataset(t, 200, 1)
@@ -352,11 +173,10 @@ func TestHostWorkerCountIndependence(t *testing.T) {
 	slices.Reverse(reversed)
 	run := func(workers int, clients []int32) map[int32]*transport.Message {
 		cfg := hostConfig(0, 8, workers)
-		cfg.Method = Method{Name: "fot"}
-		cfg.GPSE = GPSEConfig{Sketch: "uniform", Oversample: 1, TrainMode: true}
+		cfg.Behaviour = &gpseBehaviour{model: m, cfg: GPSEConfig{Sketch: "uniform", Oversample: 1, TrainMode: true}, batch: cfg.Train.BatchSize}
 		rh := startHost(t, cfg, m, shards)
-		rh.send(t, roundMsg(3, 1, clients, global, FlagSketch|FlagFisher,
-			transport.Tensor{Name: BasisTensor(0), Rows: testIn, Cols: 2, Data: basis}))
+		rh.send(t, roundMsg(3, 1, clients, global, protocol.FlagSketch|protocol.FlagFisher,
+			transport.Tensor{Name: protocol.BasisTensor(0), Rows: testIn, Cols: 2, Data: basis}))
 		rh.send(t, roundMsg(4, 1, clients, global, 0))
 		rh.stop(t)
 		ups := rh.ups.all()
@@ -382,12 +202,15 @@ func TestHostWorkerCountIndependence(t *testing.T) {
 	// the first layer's residual ratio is below 1 (the basis explains part
 	// of the input), the others (no basis) are 1.
 	u := one[0]
-	for i, p := range Projected(m) {
-		sk := findTensor(u.Tensors, SketchTensor(i))
+	if u.Flags&protocol.FlagSketch == 0 {
+		t.Errorf("sketch round: update flags %b lack FlagSketch", u.Flags)
+	}
+	for i, p := range protocol.Projected(m) {
+		sk := u.Tensor(protocol.SketchTensor(i))
 		if sk == nil || sk.Rows != p.Cols || sk.Cols != p.Cols {
 			t.Fatalf("layer %d: sketch %v, want %dx%d", i, sk, p.Cols, p.Cols)
 		}
-		r, ok := scalarOf(u, RatioScalar(i))
+		r, ok := u.Scalar(protocol.RatioScalar(i))
 		if !ok {
 			t.Fatalf("layer %d: no ratio", i)
 		}
@@ -396,6 +219,165 @@ func TestHostWorkerCountIndependence(t *testing.T) {
 		}
 		if i > 0 && math.Abs(r-1) > 1e-6 {
 			t.Errorf("layer %d ratio without a basis: got %v, want 1", i, r)
+		}
+	}
+}
+
+// gpseBehaviour is FOT's client side as a test-only Behaviour: GPSE after
+// training on a sketch round, with a GPSE kept per worker in Work.State.
+type gpseBehaviour struct {
+	model *nn.Model
+	cfg   GPSEConfig
+	batch int
+}
+
+func (*gpseBehaviour) Round(*transport.Message) error { return nil }
+func (*gpseBehaviour) Extras(*Work) (*Extras, error)  { return nil, nil }
+
+func (b *gpseBehaviour) Finish(w *Work) error {
+	if w.Msg.Flags&protocol.FlagSketch == 0 {
+		return nil
+	}
+	g, ok := w.State.(*GPSE)
+	if !ok {
+		var err error
+		if g, err = NewGPSE(b.model, b.cfg, b.batch); err != nil {
+			return err
+		}
+		w.State = g
+	}
+	return g.Sketch(w)
+}
+
+// testBehaviour is a test-only method: a proximal term towards the round's
+// global model (Extras) and, in Finish, a scalar and a tensor of its own
+// (the client id and the trained local model). It records the rounds it
+// sees and returns errBehaviour from the hook named by fail.
+type testBehaviour struct {
+	fail string // "", "round", "extras" or "finish"
+
+	mu     sync.Mutex
+	rounds []int32
+}
+
+const (
+	testMu          = 5
+	testScalarName  = "test/client"
+	testTensorLocal = "test/local"
+)
+
+var errBehaviour = errors.New("test behaviour failed")
+
+func (b *testBehaviour) Round(m *transport.Message) error {
+	b.mu.Lock()
+	b.rounds = append(b.rounds, m.Round)
+	b.mu.Unlock()
+	if b.fail == "round" {
+		return errBehaviour
+	}
+	return nil
+}
+
+func (b *testBehaviour) Extras(w *Work) (*Extras, error) {
+	if b.fail == "extras" {
+		return nil, errBehaviour
+	}
+	w.Extras = Extras{Mu: testMu, Global: w.Global}
+	return &w.Extras, nil
+}
+
+func (b *testBehaviour) Finish(w *Work) error {
+	if b.fail == "finish" {
+		return errBehaviour
+	}
+	u := w.Update
+	u.Scalars = append(u.Scalars, transport.Scalar{Name: testScalarName, Value: float64(w.Client)})
+	u.Tensors = append(u.Tensors, transport.Tensor{Name: testTensorLocal, Rows: 1, Cols: len(w.Local), Data: w.Local})
+	return nil
+}
+
+func (b *testBehaviour) seen() []int32 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.rounds)
+}
+
+// A Behaviour sees every accepted round message (also one without clients
+// of this host, never a malformed one); its Extras reach the trainer, and
+// what Finish adds, after training, is in the update.
+func TestHostBehaviour(t *testing.T) {
+	m := testModel(t, 1, false)
+	shards := newTestShards(testDataset(t, 100, 1), 1, 15)
+	cfg := hostConfig(0, 4, 2)
+	b := &testBehaviour{}
+	cfg.Behaviour = b
+	rh := startHost(t, cfg, m, shards)
+	global := initParams(m, 6)
+	rh.send(t, roundMsg(0, 0, []int32{1, 3}, global, 0))
+	rh.send(t, roundMsg(1, 0, []int32{7}, global, 0))                 // no client of this host
+	rh.send(t, roundMsg(2, 0, []int32{1}, global[:len(global)-1], 0)) // malformed
+	rh.stop(t)
+
+	if got := b.seen(); !slices.Equal(got, []int32{0, 1}) {
+		t.Errorf("Round saw rounds %v, want [0 1]", got)
+	}
+	ups := rh.ups.all()
+	if len(ups) != 2 {
+		t.Fatalf("got %d updates, want 2 (clients 1 and 3 of round 0)", len(ups))
+	}
+	got := byClient(t, ups, 0)
+	for _, c := range []int{1, 3} {
+		u := got[int32(c)]
+		if u == nil {
+			t.Fatalf("no update of client %d", c)
+		}
+		segs := shards.Shard(0, c)
+		want, local, _, _ := directDelta(m, global, segs, cfg.Train, &Extras{Mu: testMu, Global: global}, c, 0)
+		delta := tensorOf(t, u, protocol.TensorDelta)
+		if diff := maxAbsDiff(delta, want); diff != 0 {
+			t.Errorf("client %d: max |delta - delta with the behaviour's extras| = %v, want 0", c, diff)
+		}
+		plain, _, _, _ := directDelta(m, global, segs, cfg.Train, nil, c, 0)
+		if diff := maxAbsDiff(delta, plain); diff < controlMinDiff {
+			t.Errorf("client %d: delta is within %v of plain training; the test cannot tell the extras were used", c, diff)
+		}
+		if diff := maxAbsDiff(tensorOf(t, u, testTensorLocal), local); diff != 0 {
+			t.Errorf("client %d: max |Finish's local model - trained model| = %v, want 0", c, diff)
+		}
+		if v, ok := u.Scalar(testScalarName); !ok || v != float64(c) {
+			t.Errorf("client %d: scalar %s = %v (present %v), want %d", c, testScalarName, v, ok, c)
+		}
+		for _, name := range []string{protocol.ScalarLoss, protocol.ScalarSteps, protocol.ScalarTrainSeconds} {
+			if _, ok := u.Scalar(name); !ok {
+				t.Errorf("client %d: the behaviour's scalar replaced %s", c, name)
+			}
+		}
+	}
+}
+
+// An error from any hook of a Behaviour stops the host with that error,
+// and the update is not published.
+func TestHostBehaviourErrorStopsHost(t *testing.T) {
+	m := testModel(t, 1, false)
+	shards := newTestShards(testDataset(t, 40, 1), 1, 5)
+	for _, hook := range []string{"round", "extras", "finish"} {
+		cfg := hostConfig(0, 2, 1)
+		cfg.Behaviour = &testBehaviour{fail: hook}
+		rh := startHost(t, cfg, m, shards)
+		rh.send(t, roundMsg(0, 0, []int32{0}, initParams(m, 1), 0))
+		done := make(chan error, 1)
+		go func() { done <- rh.h.Wait() }()
+		select {
+		case err := <-done:
+			rh.waited = true
+			if !errors.Is(err, errBehaviour) {
+				t.Errorf("%s: Wait got %v, want the behaviour's error", hook, err)
+			}
+		case <-time.After(hostTimeout):
+			t.Fatalf("%s: host kept running after its behaviour failed", hook)
+		}
+		if n := len(rh.ups.all()); n != 0 {
+			t.Errorf("%s: got %d updates, want 0", hook, n)
 		}
 	}
 }
@@ -428,10 +410,10 @@ func compareUpdates(t *testing.T, want, got map[int32]*transport.Message, name s
 			}
 		}
 		for _, s := range a.Scalars {
-			if s.Name == ScalarTrainSeconds {
+			if s.Name == protocol.ScalarTrainSeconds {
 				continue // wall time
 			}
-			if v, ok := scalarOf(b, s.Name); !ok || v != s.Value {
+			if v, ok := b.Scalar(s.Name); !ok || v != s.Value {
 				t.Errorf("update %d scalar %s: %v with 1 worker, %v with %s", c, s.Name, s.Value, v, name)
 			}
 		}
@@ -486,7 +468,7 @@ func TestHostOverEmbeddedNATS(t *testing.T) {
 		want, _, _, _ := directDelta(m, global, shards.Shard(0, c), cfg.Train, nil, c, 2)
 		if u := got[int32(c)]; u == nil {
 			t.Errorf("no update of client %d", c)
-		} else if diff := maxAbsDiff(tensorOf(t, u, TensorDelta), want); diff != 0 {
+		} else if diff := maxAbsDiff(tensorOf(t, u, protocol.TensorDelta), want); diff != 0 {
 			t.Errorf("client %d: max |delta - direct| = %v, want 0", c, diff)
 		}
 	}
