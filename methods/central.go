@@ -18,7 +18,7 @@ func init() {
 		Spec: Spec{
 			Name:    "central-gpm",
 			Summary: "centralised GPM: FOT's projection and subspace extraction with one learner holding all the data",
-			Block:   "fot",
+			Block:   BlockFOT,
 			Central: true,
 		},
 		Defaults:  DefaultFOT(),

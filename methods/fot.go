@@ -22,7 +22,7 @@ func init() {
 		Spec: Spec{
 			Name:    "fot",
 			Summary: "Federated Orthogonal Training: FedAvg + server-side projection on the old tasks' input subspaces, extracted by GPSE (docs/ALGORITHMS.md 3)",
-			Block:   "fot",
+			Block:   BlockFOT,
 		},
 		Defaults:  DefaultFOT(),
 		Validate:  FOTOptions.Validate,

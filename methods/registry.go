@@ -28,6 +28,10 @@ const (
 	KindString = "string"
 )
 
+// BlockFOT is the Spec.Block of the methods whose option defaults are the
+// scenario's fot: block.
+const BlockFOT = "fot"
+
 // Spec is what the rest of fotsim knows about a method besides its options
 // and behaviour.
 type Spec struct {
@@ -213,7 +217,7 @@ func Register[O any](d Def[O]) {
 	}
 	switch d.Spec.Block {
 	case "":
-	case "fot":
+	case BlockFOT:
 		if reflect.TypeFor[O]() != reflect.TypeFor[FOTOptions]() {
 			panic(fmt.Sprintf("methods: %s: block fot needs options of type FOTOptions, not %v", d.Spec.Name, reflect.TypeFor[O]()))
 		}

@@ -124,7 +124,7 @@ func (s *Scenario) MethodOptions(m Method) (any, error) {
 		return nil, fmt.Errorf("scenarios: unknown method %q", m.Name)
 	}
 	var base any
-	if info.Block == "fot" {
+	if info.Block == methods.BlockFOT {
 		base = s.FOT
 	}
 	written := make(map[string]any, len(m.Options))
