@@ -9,9 +9,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/transport"
 	"github.com/fotsim/fotsim/transport/transporttest"
@@ -139,13 +139,13 @@ func honestUpdate(m *transport.Message, c int32) *transport.Message {
 	d := honestDelta(c, m.Round, g)
 	return &transport.Message{
 		Kind: transport.KindUpdate, Round: m.Round, Task: m.Task, Client: c, N: honestN(c),
-		Scalars: []transport.Scalar{{Name: client.ScalarLoss, Value: honestLoss(c, m.Round)}},
-		Tensors: []transport.Tensor{{Name: client.TensorDelta, Rows: 1, Cols: len(d), Data: d}},
+		Scalars: []transport.Scalar{{Name: protocol.ScalarLoss, Value: honestLoss(c, m.Round)}},
+		Tensors: []transport.Tensor{{Name: protocol.TensorDelta, Rows: 1, Cols: len(d), Data: d}},
 	}
 }
 
 func paramsOf(m *transport.Message) []float32 {
-	if t := findTensor(m.Tensors, client.TensorParams); t != nil {
+	if t := m.Tensor(protocol.TensorParams); t != nil {
 		return t.Data
 	}
 	return nil
@@ -192,19 +192,6 @@ func maxAbsDiff(a, b []float32) float64 {
 		d = max(d, math.Abs(float64(a[i])-float64(b[i])))
 	}
 	return d
-}
-
-func norm(a []float32) float64 {
-	var s float64
-	for _, v := range a {
-		s += float64(v) * float64(v)
-	}
-	return math.Sqrt(s)
-}
-
-func scalarOf(m *transport.Message, name string) float64 {
-	v, _ := findScalar(m.Scalars, name)
-	return v
 }
 
 // logSink collects Logf lines.

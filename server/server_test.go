@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
-	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
 )
 
@@ -471,7 +471,7 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 		t.Errorf("log lines: got %d, want one per rejected or late message (%d)", got, wantRejected+wantLate)
 	}
 	// BytesUp counts only accepted updates: T*R*K of them, all of one size.
-	one := honestUpdate(&transport.Message{Round: 0, Tensors: []transport.Tensor{{Name: client.TensorParams, Data: init}}}, 0)
+	one := honestUpdate(&transport.Message{Round: 0, Tensors: []transport.Tensor{{Name: protocol.TensorParams, Data: init}}}, 0)
 	up := int64(T*R*cfg.ClientsPerRound) * int64(one.EncodedLen())
 	if rec.BytesUp != up {
 		t.Errorf("BytesUp: got %d, want %d (accepted updates only)", rec.BytesUp, up)
@@ -647,12 +647,14 @@ func TestNewValidates(t *testing.T) {
 		{"k0", func(c *Config) { c.ClientsPerRound = 0 }},
 		{"k>n", func(c *Config) { c.ClientsPerRound = 7 }},
 		{"lr0", func(c *Config) { c.ServerLR = 0 }},
-		{"fot+penalty", func(c *Config) {
-			c.FOT = &FOTConfig{Epsilon: 0.9, Oversample: 1}
-			c.Penalty = &PenaltyConfig{Kind: "ewc"}
-		}},
-		{"fot-oversample0", func(c *Config) { c.FOT = &FOTConfig{Epsilon: 0.9} }},
-		{"penalty-kind", func(c *Config) { c.Penalty = &PenaltyConfig{Kind: "si"} }},
+		// FOT's and the penalties' settings (formerly "fot+penalty",
+		// "fot-oversample0", "penalty-kind") are the methods' own: see
+		// methods/server_fot_test.go and methods/server_penalty_test.go.
+		{"lora-factors", func(c *Config) { c.LoRA = "a" }},
+		{"pretrain-all-tasks", func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: 2} }},
+		{"pretrain-negative", func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: -1} }},
+		{"dp-delta", func(c *Config) { c.DP = &DPConfig{Delta: 1, Sigma: make([]float64, 6)} }},
+		{"dp-sigma", func(c *Config) { c.DP = &DPConfig{Delta: 1e-5, Sigma: make([]float64, 5)} }},
 		{"evaluator-tasks", func(c *Config) { c.Tasks = 3 }},
 	}
 	for _, tc := range tests {
@@ -667,6 +669,18 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(baseConfig(2, 1), m, ev, newFakeBus()); err != nil {
 		t.Errorf("valid config: got %v", err)
 	}
+	for name, edit := range map[string]func(*Config){
+		"lora-ab":  func(c *Config) { c.LoRA = "ab" },
+		"lora-b":   func(c *Config) { c.LoRA = "b" },
+		"pretrain": func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: 1} },
+		"dp":       func(c *Config) { c.DP = &DPConfig{Delta: 1e-5, Sigma: make([]float64, 6)} },
+	} {
+		cfg := baseConfig(2, 1)
+		edit(&cfg)
+		if _, err := New(cfg, m, ev, newFakeBus()); err != nil {
+			t.Errorf("valid config %s: got %v", name, err)
+		}
+	}
 	s, _ := New(baseConfig(2, 1), m, ev, newFakeBus())
 	if _, err := s.Run(testContext(t), make([]float32, 3)); !errors.Is(err, ErrConfig) {
 		t.Errorf("Run with 3 params: got %v, want ErrConfig", err)
@@ -680,8 +694,9 @@ func TestValidateWrapsErrConfig(t *testing.T) {
 	}{
 		{"lr-NaN", func(c *Config) { c.ServerLR = float32(math.NaN()) }},
 		{"lr-Inf", func(c *Config) { c.ServerLR = float32(math.Inf(1)) }},
-		{"fot-epsilon0", func(c *Config) { c.FOT = &FOTConfig{Epsilon: 0, Oversample: 1} }},
-		{"fot-criterion", func(c *Config) { c.FOT = &FOTConfig{Epsilon: 0.9, Oversample: 1, Criterion: "svd"} }},
+		// "fot-epsilon0" and "fot-criterion" moved with FOT's settings to
+		// methods/server_fot_test.go.
+		{"lora-factors", func(c *Config) { c.LoRA = "ba" }},
 	}
 	for _, tc := range tests {
 		cfg := baseConfig(1, 1)

@@ -1,4 +1,4 @@
-package server
+package methods_test
 
 import (
 	"context"
@@ -9,28 +9,31 @@ import (
 	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/data"
+	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
+	"github.com/fotsim/fotsim/server"
 	"github.com/fotsim/fotsim/transport"
 )
 
 // Tests that run the server against real client.Hosts.
 
-// hostShards gives client c the rows rows[c] of task t's view, on head 0.
-type hostShards struct {
+// srvHostShards gives client c the rows rows[c] of task t's view, on head 0.
+type srvHostShards struct {
 	views []data.View
 	rows  [][]int32
 }
 
-func (s *hostShards) Shard(task, c int) []client.Segment {
+func (s *srvHostShards) Shard(task, c int) []client.Segment {
 	return []client.Segment{{View: s.views[task], Rows: s.rows[c]}}
 }
 
-// newHostShards deals clients unequal runs of rows: client c gets 10+2c.
-func newHostShards(tasks, clients int) *hostShards {
-	train, _ := testData(400, 8)
-	s := &hostShards{}
+// newSrvHostShards deals clients unequal runs of rows: client c gets 10+2c.
+func newSrvHostShards(tasks, clients int) *srvHostShards {
+	train, _ := srvData(400, 8)
+	s := &srvHostShards{}
 	for t := 0; t < tasks; t++ {
-		s.views = append(s.views, permutedView(train, uint64(t)))
+		s.views = append(s.views, srvPermutedView(train, uint64(t)))
 	}
 	off := 0
 	for c := 0; c < clients; c++ {
@@ -45,18 +48,24 @@ func newHostShards(tasks, clients int) *hostShards {
 	return s
 }
 
-func hostTrainConfig() client.Config {
-	return client.Config{Seed: testSeed, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.05}}
+func srvHostTrainConfig() client.Config {
+	return client.Config{Seed: srvSeed, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.05}}
 }
 
-// startHosts starts one Host per range over its own transport and returns
-// a function that waits for them all (after the server's Stop).
-func startHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client.Shards, method client.Method, subj transport.Subjects, ranges [][2]int, trs []client.Transport) func() []error {
+// srvStartHosts starts one Host per range over its own transport, each
+// with its own client side of the method built from opts (as the
+// simulator builds one per host), and returns a function that waits for
+// them all (after the server's Stop).
+func srvStartHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client.Shards, method methods.Method, opts any, subj transport.Subjects, ranges [][2]int, trs []client.Transport) func() []error {
 	t.Helper()
 	var hosts []*client.Host
 	for i, r := range ranges {
+		b, err := method.Client(opts, methods.Env{Model: m, Seed: srvSeed, BatchSize: srvHostTrainConfig().BatchSize, FOT: methods.DefaultFOT()})
+		if err != nil {
+			t.Fatal(err)
+		}
 		h, err := client.NewHost(client.HostConfig{
-			Subjects: subj, First: r[0], Last: r[1], Workers: 1 + i, Train: hostTrainConfig(), Method: method,
+			Subjects: subj, First: r[0], Last: r[1], Workers: 1 + i, Train: srvHostTrainConfig(), Behaviour: b, LoRA: method.Info().LoRA,
 		}, m, shards, trs[i])
 		if err != nil {
 			t.Fatal(err)
@@ -74,7 +83,7 @@ func startHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client.Sh
 			select {
 			case err := <-done:
 				errs = append(errs, err)
-			case <-time.After(runTimeout):
+			case <-time.After(srvRunTimeout):
 				t.Fatal("a host did not stop after the server's Stop")
 			}
 		}
@@ -97,21 +106,33 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 		return c
 	}
 	const T, R = 2, 2
-	m := testModel(t, 1)
-	shards := newHostShards(T, 4)
+	m := srvModel(t, 1)
+	shards := newSrvHostShards(T, 4)
 	subj := transport.SubjectsFor("server-nats-test")
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), srvRunTimeout)
 	defer cancel()
-	wait := startHosts(t, ctx, m, shards, client.Method{Name: "fedavg"}, subj, [][2]int{{0, 2}, {2, 4}},
-		[]client.Transport{conn("host-a"), conn("host-b")})
-
-	cfg := Config{Subjects: subj, Seed: testSeed, Tasks: T, RoundsPerTask: R, Clients: 4, ClientsPerRound: 3,
-		Weighting: aggregator.Samples, ServerLR: 1}
-	s, err := New(cfg, m, testEvaluator(m, T), conn("server"))
+	fedavg, ok := methods.Lookup("fedavg")
+	if !ok {
+		t.Fatal("fedavg is not registered")
+	}
+	opts, err := fedavg.Resolve(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	init := initParams(m, 8)
+	wait := srvStartHosts(t, ctx, m, shards, fedavg, opts, subj, [][2]int{{0, 2}, {2, 4}},
+		[]client.Transport{conn("host-a"), conn("host-b")})
+
+	cfg := server.Config{Subjects: subj, Seed: srvSeed, Tasks: T, RoundsPerTask: R, Clients: 4, ClientsPerRound: 3,
+		Weighting: aggregator.Samples, ServerLR: 1}
+	// FedAvg has no server rule.
+	if rule, err := fedavg.Server(opts, methods.Env{Model: m, Seed: srvSeed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR}); rule != nil || err != nil {
+		t.Fatalf("fedavg: Server = (%v, %v), want no rule", rule, err)
+	}
+	s, err := server.New(cfg, m, srvEvaluator(m, T), conn("server"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := srvInitParams(m, 8)
 	params := slices.Clone(init)
 	rec, err := s.Run(ctx, params)
 	if err != nil {
@@ -129,10 +150,10 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 	for r := 0; r < T*R; r++ {
 		var deltas [][]float32
 		var ns []int64
-		for _, c := range Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound) {
+		for _, c := range server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound) {
 			segs := shards.Shard(r/R, int(c))
 			local := slices.Clone(want)
-			tr.Train(local, segs, hostTrainConfig(), nil, int(c), r)
+			tr.Train(local, segs, srvHostTrainConfig(), nil, int(c), r)
 			d := make([]float32, len(local))
 			for i := range d {
 				d[i] = local[i] - want[i]
@@ -140,12 +161,12 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 			deltas = append(deltas, d)
 			ns = append(ns, int64(len(segs[0].Rows)))
 		}
-		want = meanApply(want, deltas, ns, true, 1)
+		want = srvMeanApply(want, deltas, ns, true, 1)
 	}
-	if d := maxAbsDiff(params, want); d > paramTol {
-		t.Errorf("final params: max |got - Trainer replay| = %v, want <= %v", d, paramTol)
+	if d := srvMaxAbsDiff(params, want); d > srvParamTol {
+		t.Errorf("final params: max |got - Trainer replay| = %v, want <= %v", d, srvParamTol)
 	}
-	if d := maxAbsDiff(params, init); d < 1e-3 {
+	if d := srvMaxAbsDiff(params, init); d < 1e-3 {
 		t.Errorf("params moved only %v", d)
 	}
 	if rec.Rounds != T*R || rec.RejectedUpdates != 0 || rec.LateUpdates != 0 || rec.BytesUp <= 0 || rec.BytesDown <= 0 {
@@ -157,40 +178,47 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 func TestFedCurvOwnTermThroughHosts(t *testing.T) {
 	// Every update arrives: each client's penalty is the server's sums
 	// minus exactly its own share.
-	testFedCurvOwnTerm(t, false)
+	srvTestFedCurvOwnTerm(t, false)
 }
 
 func TestFedCurvOwnTermWhenAnUpdateIsLost(t *testing.T) {
 
 	// Client 2's update of the Fisher round (round 0) is lost, so the
 	// server's sums use K = 2.
-	testFedCurvOwnTerm(t, true)
+	srvTestFedCurvOwnTerm(t, true)
 }
 
-// testFedCurvOwnTerm runs FedCurv with one host owning clients 0-2, all
+// srvTestFedCurvOwnTerm runs FedCurv with one host owning clients 0-2, all
 // selected in every round, one round per task; with lose, client 2's
 // update of the Fisher round never arrives.
-func testFedCurvOwnTerm(t *testing.T, lose bool) {
+func srvTestFedCurvOwnTerm(t *testing.T, lose bool) {
 	const T, R, lambda = 2, 1, 50
-	m := testModel(t, 1)
-	shards := newHostShards(T, 3)
-	bus := newFakeBus()
+	m := srvModel(t, 1)
+	shards := newSrvHostShards(T, 3)
+	bus := newSrvBus()
 	if lose {
 		bus.Drop = func(subject string, msg *transport.Message) bool {
-			return subject == testSubjects.Update && msg.Round == 0 && msg.Client == 2
+			return subject == srvSubjects.Update && msg.Round == 0 && msg.Client == 2
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), srvRunTimeout)
 	defer cancel()
-	method := client.Method{Name: "fedcurv", Lambda: lambda}
-	wait := startHosts(t, ctx, m, shards, method, testSubjects, [][2]int{{0, 3}}, []client.Transport{bus})
-	cfg := Config{Subjects: testSubjects, Seed: testSeed, Tasks: T, RoundsPerTask: R, Clients: 3, ClientsPerRound: 3,
-		ServerLR: 1, Deadline: 200 * time.Millisecond, Penalty: &PenaltyConfig{Kind: "fedcurv"}}
-	s, err := New(cfg, m, testEvaluator(m, T), bus)
+	// The old client.Method{Name: "fedcurv", Lambda: lambda} (Fisher on
+	// all samples) and server PenaltyConfig{Kind: "fedcurv"}.
+	written := map[string]any{"lambda": float64(lambda), "fisher_samples": 0}
+	fedcurv, rule := srvRule(t, "fedcurv", written, methods.Env{Model: m, Seed: srvSeed, ServerLR: 1})
+	opts, err := fedcurv.Resolve(nil, written)
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := initParams(m, 9)
+	wait := srvStartHosts(t, ctx, m, shards, fedcurv, opts, srvSubjects, [][2]int{{0, 3}}, []client.Transport{bus})
+	cfg := server.Config{Subjects: srvSubjects, Seed: srvSeed, Tasks: T, RoundsPerTask: R, Clients: 3, ClientsPerRound: 3,
+		ServerLR: 1, Deadline: 200 * time.Millisecond, Rule: rule, LoRA: fedcurv.Info().LoRA}
+	s, err := server.New(cfg, m, srvEvaluator(m, T), bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := srvInitParams(m, 9)
 	if _, err := s.Run(ctx, params); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -198,23 +226,23 @@ func testFedCurvOwnTerm(t *testing.T, lose bool) {
 
 	var round1 *transport.Message
 	ups := map[[2]int32]*transport.Message{}
-	for _, x := range bus.Sent(testSubjects.Update) {
+	for _, x := range bus.Sent(srvSubjects.Update) {
 		ups[[2]int32{x.Msg.Round, x.Msg.Client}] = x.Msg
 	}
-	for _, x := range bus.Sent(testSubjects.Round) {
+	for _, x := range bus.Sent(srvSubjects.Round) {
 		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 1 {
 			round1 = x.Msg
 		}
 	}
 	var round0 *transport.Message
-	for _, x := range bus.Sent(testSubjects.Round) {
+	for _, x := range bus.Sent(srvSubjects.Round) {
 		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 0 {
 			round0 = x.Msg
 		}
 	}
-	u := findTensor(round1.Tensors, client.TensorQuadU).Data
-	v := findTensor(round1.Tensors, client.TensorQuadV).Data
-	g0, g1 := paramsOf(round0), paramsOf(round1)
+	u := round1.Tensor(protocol.TensorQuadU).Data
+	v := round1.Tensor(protocol.TensorQuadV).Data
+	g0, g1 := srvParamsOf(round0), srvParamsOf(round1)
 	for c := int32(0); c < 3; c++ {
 		// What the client must train with: the server's sums minus exactly
 		// the share of its own term that the server added (1/K with K the
@@ -226,27 +254,27 @@ func testFedCurvOwnTerm(t *testing.T, lose bool) {
 		uc, vc := slices.Clone(u), slices.Clone(v)
 		if !lose || c != 2 {
 			up := ups[[2]int32{0, c}]
-			f := findTensor(up.Tensors, client.TensorFisher).Data
-			d := findTensor(up.Tensors, client.TensorDelta).Data
+			f := up.Tensor(protocol.TensorFisher).Data
+			d := up.Tensor(protocol.TensorDelta).Data
 			for i := range uc {
 				uc[i] -= f[i] / k
 				vc[i] -= f[i] * (g0[i] + d[i]) / k
 			}
 		}
 		local := slices.Clone(g1)
-		client.NewTrainer(m, 4).Train(local, shards.Shard(1, int(c)), hostTrainConfig(),
+		client.NewTrainer(m, 4).Train(local, shards.Shard(1, int(c)), srvHostTrainConfig(),
 			&client.Extras{Lambda: lambda, U: uc, V: vc}, int(c), 1)
-		got := findTensor(ups[[2]int32{1, c}].Tensors, client.TensorDelta).Data
+		got := ups[[2]int32{1, c}].Tensor(protocol.TensorDelta).Data
 		plain := slices.Clone(g1)
-		client.NewTrainer(m, 4).Train(plain, shards.Shard(1, int(c)), hostTrainConfig(),
+		client.NewTrainer(m, 4).Train(plain, shards.Shard(1, int(c)), srvHostTrainConfig(),
 			&client.Extras{Lambda: lambda, U: u, V: v}, int(c), 1)
 		if !lose || c != 2 {
-			if d := maxAbsDiff(plain, local); d < 1e-4 {
+			if d := srvMaxAbsDiff(plain, local); d < 1e-4 {
 				t.Errorf("client %d: removing the own term moves the model by only %v; the test cannot see it", c, d)
 			}
 		}
 		for i := range got {
-			if w := local[i] - g1[i]; abs32(got[i]-w) > 1e-5 {
+			if w := local[i] - g1[i]; srvAbs32(got[i]-w) > 1e-5 {
 				t.Errorf("client %d: delta[%d] = %v, want %v (own term removed with the server's weight)", c, i, got[i], w)
 				break
 			}
@@ -254,7 +282,7 @@ func testFedCurvOwnTerm(t *testing.T, lose bool) {
 	}
 }
 
-func abs32(x float32) float32 {
+func srvAbs32(x float32) float32 {
 	if x < 0 {
 		return -x
 	}

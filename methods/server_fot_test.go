@@ -1,6 +1,7 @@
-package server
+package methods_test
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
@@ -8,43 +9,45 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/fotsim/fotsim/aggregator"
-	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
+	"github.com/fotsim/fotsim/server"
 	"github.com/fotsim/fotsim/transport"
 )
 
 // Tolerances.
 const (
-	orthoTol    = 1e-5 // ||(W_after - W_before) U||_F / ||D||_F
-	projTol     = 1e-5 // ||dW - (D - D U U^T)||_F / ||D||_F
-	plainTol    = 1e-6 // max |dW - D| of unprojected parameters
-	basisTol    = 1e-5 // orthonormality and span of the basis
-	fractionTol = 1e-5 // projected fraction vs its float64 value
-	sketchRank  = 3    // rank of the fake clients' summed sketches
-	fotEpsilon  = 0.9
+	srvOrthoTol    = 1e-5 // ||(W_after - W_before) U||_F / ||D||_F
+	srvProjTol     = 1e-5 // ||dW - (D - D U U^T)||_F / ||D||_F
+	srvPlainTol    = 1e-6 // max |dW - D| of unprojected parameters
+	srvBasisTol    = 1e-5 // orthonormality and span of the basis
+	srvFractionTol = 1e-5 // projected fraction vs its float64 value
+	srvSketchRank  = 3    // rank of the fake clients' summed sketches
+	srvFOTEpsilon  = 0.9
 )
 
-// fakeSketch is client c's sketch of projected layer i in round: Y = A_i
-// G, with A_i (dIn x sketchRank) the same for every client, so the sum over
-// clients has rank sketchRank.
-func fakeSketch(i, dIn, m int, c, round int32) []float32 {
+// srvFakeSketch is client c's sketch of projected layer i in round: Y = A_i
+// G, with A_i (dIn x srvSketchRank) the same for every client, so the sum
+// over clients has rank srvSketchRank.
+func srvFakeSketch(i, dIn, m int, c, round int32) []float32 {
 	ar := rng.New(11, "fake-A", i)
-	a := make([]float64, dIn*sketchRank)
+	a := make([]float64, dIn*srvSketchRank)
 	for j := range a {
 		a[j] = ar.NormFloat64()
 	}
 	gr := rng.New(11, "fake-G", i, int(c), int(round))
 	y := make([]float32, dIn*m)
-	g := make([]float64, sketchRank*m)
+	g := make([]float64, srvSketchRank*m)
 	for j := range g {
 		g[j] = gr.NormFloat64()
 	}
 	for r := 0; r < dIn; r++ {
 		for col := 0; col < m; col++ {
 			var s float64
-			for k := 0; k < sketchRank; k++ {
-				s += a[r*sketchRank+k] * g[k*m+col]
+			for k := 0; k < srvSketchRank; k++ {
+				s += a[r*srvSketchRank+k] * g[k*m+col]
 			}
 			y[r*m+col] = float32(s)
 		}
@@ -52,23 +55,23 @@ func fakeSketch(i, dIn, m int, c, round int32) []float32 {
 	return y
 }
 
-// withSketches adds a sketch and a ratio for every projected layer.
-func withSketches(u *transport.Message, layers []nn.ParamView, over int, ratio float64) *transport.Message {
+// srvWithSketches adds a sketch and a ratio for every projected layer.
+func srvWithSketches(u *transport.Message, layers []nn.ParamView, over int, ratio float64) *transport.Message {
 	for i, l := range layers {
 		m := aggregator.SketchCols(l.Cols, float64(over))
-		u.Tensors = append(u.Tensors, transport.Tensor{Name: client.SketchTensor(i), Rows: l.Cols, Cols: m, Data: fakeSketch(i, l.Cols, m, u.Client, u.Round)})
-		u.Scalars = append(u.Scalars, transport.Scalar{Name: client.RatioScalar(i), Value: ratio})
+		u.Tensors = append(u.Tensors, transport.Tensor{Name: protocol.SketchTensor(i), Rows: l.Cols, Cols: m, Data: srvFakeSketch(i, l.Cols, m, u.Client, u.Round)})
+		u.Scalars = append(u.Scalars, transport.Scalar{Name: protocol.RatioScalar(i), Value: ratio})
 	}
 	return u
 }
 
-// meanDelta is the uniform mean of the honest deltas of the selected
+// srvMeanDelta is the uniform mean of the honest deltas of the selected
 // clients of broadcast m, in float64.
-func meanDelta(m *transport.Message) []float64 {
-	g := paramsOf(m)
+func srvMeanDelta(m *transport.Message) []float64 {
+	g := srvParamsOf(m)
 	out := make([]float64, len(g))
 	for _, c := range m.Clients {
-		for i, v := range honestDelta(c, m.Round, g) {
+		for i, v := range srvHonestDelta(c, m.Round, g) {
 			out[i] += float64(v) / float64(len(m.Clients))
 		}
 	}
@@ -78,15 +81,15 @@ func meanDelta(m *transport.Message) []float64 {
 func TestFOTThroughServer(t *testing.T) {
 	for _, heads := range []int{1, 2} {
 		t.Run(map[int]string{1: "shared-head", 2: "per-task-heads"}[heads], func(t *testing.T) {
-			testFOT(t, heads)
+			srvTestFOT(t, heads)
 		})
 	}
 }
 
-func testFOT(t *testing.T, heads int) {
+func srvTestFOT(t *testing.T, heads int) {
 	const T, R, over = 2, 2, 1
-	m := testModel(t, heads)
-	layers := client.Projected(m)
+	m := srvModel(t, heads)
+	layers := protocol.Projected(m)
 	wantLayers := 2
 	if heads > 1 {
 		wantLayers = 1 // per-task heads are not projected
@@ -94,11 +97,11 @@ func testFOT(t *testing.T, heads int) {
 	if len(layers) != wantLayers {
 		t.Fatalf("Projected: got %d layers, want %d", len(layers), wantLayers)
 	}
-	bus := newFakeBus()
+	bus := newSrvBus()
 	wantRejected := 0
-	f := newFed(bus, func(rm *transport.Message) []*transport.Message {
-		if rm.Flags&client.FlagSketch == 0 {
-			return honestRespond(rm)
+	f := newSrvFed(bus, func(rm *transport.Message) []*transport.Message {
+		if rm.Flags&protocol.FlagSketch == 0 {
+			return srvHonestRespond(rm)
 		}
 		ratio := 1.0
 		if rm.Task > 0 {
@@ -106,7 +109,7 @@ func testFOT(t *testing.T, heads int) {
 		}
 		c0 := rm.Clients[0]
 		bad := func(edit func(u *transport.Message)) *transport.Message {
-			u := withSketches(honestUpdate(rm, c0), layers, over, ratio)
+			u := srvWithSketches(srvHonestUpdate(rm, c0), layers, over, ratio)
 			for i := range u.Tensors[0].Data {
 				u.Tensors[0].Data[i] = 1000
 			}
@@ -127,19 +130,23 @@ func testFOT(t *testing.T, heads int) {
 		}
 		wantRejected += len(out)
 		for _, c := range rm.Clients {
-			out = append(out, withSketches(honestUpdate(rm, c), layers, over, ratio))
+			out = append(out, srvWithSketches(srvHonestUpdate(rm, c), layers, over, ratio))
 		}
 		return out
 	})
-	cfg := baseConfig(T, R)
-	cfg.FOT = &FOTConfig{Epsilon: fotEpsilon, Criterion: "fot", Oversample: over}
-	s, err := New(cfg, m, testEvaluator(m, T), bus)
+	cfg := srvBaseConfig(T, R)
+	// The old FOTConfig{Epsilon: 0.9, Criterion: "fot", Oversample: 1},
+	// built through the registry as the simulator does.
+	method, rule := srvRule(t, "fot", map[string]any{"epsilon": srvFOTEpsilon, "eps_inc": 0.0, "criterion": "fot", "oversample": over},
+		methods.Env{Model: m, Seed: srvSeed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR})
+	cfg.Rule, cfg.LoRA = rule, method.Info().LoRA
+	s, err := server.New(cfg, m, srvEvaluator(m, T), bus)
 	if err != nil {
 		t.Fatal(err)
 	}
-	init := initParams(m, 5)
+	init := srvInitParams(m, 5)
 	params := slices.Clone(init)
-	rec, err := s.Run(testContext(t), params)
+	rec, err := s.Run(srvTestContext(t), params)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -154,11 +161,11 @@ func testFOT(t *testing.T, heads int) {
 		if r == T*R-1 {
 			return params
 		}
-		return paramsOf(bc[r+1])
+		return srvParamsOf(bc[r+1])
 	}
 	for r, b := range bc {
 		last := r%R == R-1
-		if got := b.Flags&client.FlagSketch != 0; got != last {
+		if got := b.Flags&protocol.FlagSketch != 0; got != last {
 			t.Errorf("round %d: FlagSketch %v, want %v", r, got, last)
 		}
 		if b.Task == 0 || !last {
@@ -170,17 +177,17 @@ func testFOT(t *testing.T, heads int) {
 
 	// The bases after task 0 are in the last broadcast of task 1; each must
 	// be orthonormal and span the top singular directions of the summed
-	// sketches of task 0's last round (rank sketchRank).
+	// sketches of task 0's last round (rank srvSketchRank).
 	bases := make([]*mat.Dense, len(layers))
 	sketchRound := bc[R-1]
 	for i, l := range layers {
-		bt := findTensor(bc[T*R-1].Tensors, client.BasisTensor(i))
+		bt := bc[T*R-1].Tensor(protocol.BasisTensor(i))
 		if bt == nil {
 			t.Fatalf("layer %s: no basis in the last round of task 1", l.Name)
 		}
 		k := bt.Cols
-		if bt.Rows != l.Cols || k < 1 || k > sketchRank {
-			t.Fatalf("layer %s: basis is %dx%d, want %d rows and 1..%d columns", l.Name, bt.Rows, k, l.Cols, sketchRank)
+		if bt.Rows != l.Cols || k < 1 || k > srvSketchRank {
+			t.Fatalf("layer %s: basis is %dx%d, want %d rows and 1..%d columns", l.Name, bt.Rows, k, l.Cols, srvSketchRank)
 		}
 		if got := rec.TasksDetail[0].BasisDims[l.Name]; got != k {
 			t.Errorf("layer %s: basis_dims after task 0 = %d, broadcast basis has %d", l.Name, got, k)
@@ -200,7 +207,7 @@ func testFOT(t *testing.T, heads int) {
 				if r == c {
 					want = 1
 				}
-				if math.Abs(btb.At(r, c)-want) > basisTol {
+				if math.Abs(btb.At(r, c)-want) > srvBasisTol {
 					t.Errorf("layer %s: (U^T U)[%d][%d] = %v, want %v", l.Name, r, c, btb.At(r, c), want)
 				}
 			}
@@ -209,7 +216,7 @@ func testFOT(t *testing.T, heads int) {
 		mc := aggregator.SketchCols(l.Cols, over)
 		ysum := mat.NewDense(l.Cols, mc, nil)
 		for _, c := range sketchRound.Clients {
-			y := fakeSketch(i, l.Cols, mc, c, sketchRound.Round)
+			y := srvFakeSketch(i, l.Cols, mc, c, sketchRound.Round)
 			for j, v := range y {
 				ysum.Set(j/mc, j%mc, ysum.At(j/mc, j%mc)+float64(float32(v)))
 			}
@@ -226,13 +233,13 @@ func testFOT(t *testing.T, heads int) {
 		wantK := 0
 		for j, v := range sv {
 			cum += v * v
-			if cum/total > fotEpsilon {
+			if cum/total > srvFOTEpsilon {
 				wantK = j + 1
 				break
 			}
 		}
 		if k != wantK {
-			t.Errorf("layer %s: basis has %d vectors, want %d (energy > %v)", l.Name, k, wantK, fotEpsilon)
+			t.Errorf("layer %s: basis has %d vectors, want %d (energy > %v)", l.Name, k, wantK, srvFOTEpsilon)
 		}
 		var u mat.Dense
 		svd.UTo(&u)
@@ -241,7 +248,7 @@ func testFOT(t *testing.T, heads int) {
 		proj.Mul(b.T(), top)
 		res.Mul(b, &proj)
 		res.Sub(&res, top)
-		if n := mat.Norm(&res, 2); n > basisTol {
+		if n := mat.Norm(&res, 2); n > srvBasisTol {
 			t.Errorf("layer %s: top singular vectors leave the basis span by %v", l.Name, n)
 		}
 	}
@@ -254,8 +261,8 @@ func testFOT(t *testing.T, heads int) {
 	}
 	fraction := make([]float64, len(layers))
 	for r, b := range bc {
-		before, aft := paramsOf(b), after(r)
-		d := meanDelta(b)
+		before, aft := srvParamsOf(b), after(r)
+		d := srvMeanDelta(b)
 		isProj := make([]bool, len(d))
 		if b.Task > 0 {
 			for _, w := range m.Weights() {
@@ -273,8 +280,8 @@ func testFOT(t *testing.T, heads int) {
 				dn := mat.Norm(dl, 2)
 				var du, want mat.Dense
 				du.Mul(dw, bases[i])
-				if rel := mat.Norm(&du, 2) / dn; rel > orthoTol {
-					t.Errorf("round %d layer %s: ||dW U|| / ||D|| = %v, want <= %v", r, w.Name, rel, orthoTol)
+				if rel := mat.Norm(&du, 2) / dn; rel > srvOrthoTol {
+					t.Errorf("round %d layer %s: ||dW U|| / ||D|| = %v, want <= %v", r, w.Name, rel, srvOrthoTol)
 				}
 				var dU mat.Dense
 				dU.Mul(dl, bases[i])
@@ -282,8 +289,8 @@ func testFOT(t *testing.T, heads int) {
 				want.Mul(&dU, bases[i].T())
 				want.Sub(dl, &want)
 				want.Sub(dw, &want)
-				if rel := mat.Norm(&want, 2) / dn; rel > projTol {
-					t.Errorf("round %d layer %s: ||dW - (D - D U U^T)|| / ||D|| = %v, want <= %v", r, w.Name, rel, projTol)
+				if rel := mat.Norm(&want, 2) / dn; rel > srvProjTol {
+					t.Errorf("round %d layer %s: ||dW - (D - D U U^T)|| / ||D|| = %v, want <= %v", r, w.Name, rel, srvProjTol)
 				}
 				if mat.Norm(&dU, 2)/dn < 0.01 {
 					t.Errorf("round %d layer %s: D barely touches the basis; the test shows nothing", r, w.Name)
@@ -296,8 +303,8 @@ func testFOT(t *testing.T, heads int) {
 				worst = max(worst, math.Abs(float64(aft[j])-float64(before[j])-d[j]))
 			}
 		}
-		if worst > plainTol {
-			t.Errorf("round %d: unprojected parameters: max |dW - D| = %v, want <= %v", r, worst, plainTol)
+		if worst > srvPlainTol {
+			t.Errorf("round %d: unprojected parameters: max |dW - D| = %v, want <= %v", r, worst, srvPlainTol)
 		}
 	}
 
@@ -322,9 +329,53 @@ func testFOT(t *testing.T, heads int) {
 			if task == 1 {
 				want = fraction[i]
 			}
-			if !ok || math.Abs(pf-want) > fractionTol {
+			if !ok || math.Abs(pf-want) > srvFractionTol {
 				t.Errorf("task %d layer %s: projected_fraction %v (present %v), want %v", task, l.Name, pf, ok, want)
 			}
+		}
+	}
+}
+
+// FOT settings that server.New refused (ErrConfig) when the server held
+// FOT's configuration are refused by the fot method now: Check names the
+// bad option and Server returns an error wrapping ErrOptions instead of a
+// rule. These were server's TestNewValidates "fot-oversample0" and
+// TestValidateWrapsErrConfig "fot-epsilon0" and "fot-criterion".
+func TestFOTServerRefusesInvalidOptions(t *testing.T) {
+	fot, ok := methods.Lookup("fot")
+	if !ok {
+		t.Fatal("fot is not registered")
+	}
+	m := srvModel(t, 1)
+	env := methods.Env{Model: m, Seed: srvSeed, ServerLR: 1, FOT: methods.DefaultFOT()}
+	cases := []struct {
+		name    string
+		written map[string]any
+		key     string // "" for valid options
+	}{
+		{"valid", map[string]any{"epsilon": 0.9, "oversample": 1}, ""},
+		{"fot-oversample0", map[string]any{"epsilon": 0.9, "oversample": 0}, "oversample"},
+		{"fot-epsilon0", map[string]any{"epsilon": 0.0, "oversample": 1}, "epsilon"},
+		{"fot-criterion", map[string]any{"epsilon": 0.9, "oversample": 1, "criterion": "svd"}, "criterion"},
+	}
+	for _, tc := range cases {
+		opts, err := fot.Resolve(nil, tc.written)
+		if err != nil {
+			t.Fatalf("%s: Resolve: %v", tc.name, err)
+		}
+		probs := fot.Check(opts)
+		rule, err := fot.Server(opts, env)
+		if tc.key == "" {
+			if len(probs) != 0 || err != nil || rule == nil {
+				t.Errorf("%s: Check %v, Server (%v, %v), want no problem and a rule", tc.name, probs, rule, err)
+			}
+			continue
+		}
+		if !slices.ContainsFunc(probs, func(p methods.Problem) bool { return p.Key == tc.key }) {
+			t.Errorf("%s: Check = %v, want a problem with %s", tc.name, probs, tc.key)
+		}
+		if !errors.Is(err, methods.ErrOptions) {
+			t.Errorf("%s: Server error %v, want one wrapping ErrOptions", tc.name, err)
 		}
 	}
 }
