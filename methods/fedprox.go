@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/fotsim/fotsim/client"
-	"github.com/fotsim/fotsim/transport"
 )
 
 // FedProx (docs/ALGORITHMS.md §6): local loss + (mu/2)||w - w_global||^2;
@@ -34,10 +33,10 @@ type FedProxOptions struct {
 }
 
 // fedProxClient adds the proximal term towards the round's global model.
-type fedProxClient struct{ mu float32 }
-
-func (fedProxClient) Round(*transport.Message) error { return nil }
-func (fedProxClient) Finish(*client.Work) error      { return nil }
+type fedProxClient struct {
+	BaseBehaviour
+	mu float32
+}
 
 func (c fedProxClient) Extras(w *client.Work) (*client.Extras, error) {
 	w.Extras = client.Extras{Mu: c.mu, Global: w.Global}

@@ -39,13 +39,13 @@ func init() {
 			if o.FOT {
 				fot = &e.FOT
 			}
-			return newLoRAState("fedsvd", e, fot, func(l *loraState, a *server.Applied) error {
+			return loraRule(newLoRAState("fedsvd", e, fot, func(l *loraState, a *server.Applied) error {
 				j := l.rounds - 1 // this round's index among the LoRA rounds
 				if j < o.Warmup || (j+1-o.Warmup)%o.Period != 0 {
 					return nil
 				}
 				return l.refactor(a.Params)
-			})
+			}))
 		},
 	})
 }

@@ -44,6 +44,7 @@ type FLwFOptions struct {
 
 // flwfClient distils from the teacher once a task has ended.
 type flwfClient struct {
+	BaseBehaviour
 	alpha, temp float32
 	teacher     []float32 // the global model at the start of the current task
 	teacherTask int
@@ -66,5 +67,3 @@ func (c *flwfClient) Extras(w *client.Work) (*client.Extras, error) {
 	w.Extras = client.Extras{Teacher: c.teacher, Alpha: c.alpha, Temp: c.temp}
 	return &w.Extras, nil
 }
-
-func (*flwfClient) Finish(*client.Work) error { return nil }

@@ -96,9 +96,6 @@ func newFOTClient(o FOTOptions, e Env) (client.Behaviour, error) {
 }
 
 func newFOTServer(o FOTOptions, e Env) (server.Rule, error) {
-	if err := o.check(); err != nil {
-		return nil, err
-	}
 	return newFOTState(o, e.Model), nil
 }
 
@@ -113,6 +110,7 @@ func (f FOTOptions) check() error {
 // fotClient is FOT's client side: on a round that asks for sketches
 // (protocol.FlagSketch) every trained client runs GPSE on its local model.
 type fotClient struct {
+	BaseBehaviour
 	model *nn.Model
 	cfg   client.GPSEConfig
 	batch int

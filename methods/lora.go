@@ -76,7 +76,16 @@ func newLoRAState(name string, e Env, fot *FOTOptions, after func(*loraState, *s
 
 // newLoRARule is the NewServer of a LoRA method with the after hook.
 func newLoRARule[O any](name string, after func(*loraState, *server.Applied) error) func(O, Env) (server.Rule, error) {
-	return func(_ O, e Env) (server.Rule, error) { return newLoRAState(name, e, nil, after) }
+	return func(_ O, e Env) (server.Rule, error) { return loraRule(newLoRAState(name, e, nil, after)) }
+}
+
+// loraRule returns l as a server.Rule, or nil (not a nil *loraState) with
+// the error.
+func loraRule(l *loraState, err error) (server.Rule, error) {
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
 func (l *loraState) Flags(task int, last bool) uint32 {

@@ -100,9 +100,11 @@ type Method interface {
 	Resolve(base any, written map[string]any) (any, error)
 	// Check returns the invalid values of resolved options.
 	Check(opts any) []Problem
-	// Client builds the client side (nil: plain local SGD).
+	// Client builds the client side (nil: plain local SGD). Options that
+	// fail Check are an error wrapping ErrOptions.
 	Client(opts any, e Env) (client.Behaviour, error)
-	// Server builds the server side (nil: plain FedAvg).
+	// Server builds the server side (nil: plain FedAvg), with Client's
+	// checks.
 	Server(opts any, e Env) (server.Rule, error)
 }
 
@@ -173,9 +175,9 @@ func (d *Def[O]) Client(opts any, e Env) (client.Behaviour, error) {
 	if d.NewClient == nil {
 		return nil, nil
 	}
-	o, ok := opts.(O)
-	if !ok {
-		return nil, fmt.Errorf("%w: method %s: options are %T, want %T", ErrOptions, d.Spec.Name, opts, d.Defaults)
+	o, err := d.valid(opts)
+	if err != nil {
+		return nil, err
 	}
 	return d.NewClient(o, e)
 }
@@ -184,11 +186,23 @@ func (d *Def[O]) Server(opts any, e Env) (server.Rule, error) {
 	if d.NewServer == nil {
 		return nil, nil
 	}
-	o, ok := opts.(O)
-	if !ok {
-		return nil, fmt.Errorf("%w: method %s: options are %T, want %T", ErrOptions, d.Spec.Name, opts, d.Defaults)
+	o, err := d.valid(opts)
+	if err != nil {
+		return nil, err
 	}
 	return d.NewServer(o, e)
+}
+
+// valid returns opts as O if they are of that type and pass Check.
+func (d *Def[O]) valid(opts any) (O, error) {
+	o, ok := opts.(O)
+	if !ok {
+		return o, fmt.Errorf("%w: method %s: options are %T, want %T", ErrOptions, d.Spec.Name, opts, d.Defaults)
+	}
+	if p := d.Check(o); len(p) > 0 {
+		return o, fmt.Errorf("%w: method %s: %s: %s", ErrOptions, d.Spec.Name, p[0].Key, p[0].Msg)
+	}
+	return o, nil
 }
 
 // The registry: a documented global, written by Register from init

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
-		"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/transport"
