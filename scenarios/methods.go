@@ -6,7 +6,6 @@ import (
 	"math"
 	"reflect"
 	"slices"
-	"strconv"
 )
 
 // Kinds of method options (KeyDoc.Kind), as the methods registry derives them from the
@@ -134,33 +133,6 @@ func (s *Scenario) MethodOptions(m Method) (any, error) {
 		}
 	}
 	return info.def.Resolve(base, written)
-}
-
-// parseOption parses an option's text as its kind: float64, int, bool or string.
-func parseOption(kind, s string) (any, error) {
-	switch kind {
-	case KindFloat:
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fmt.Errorf("%q is not a finite number", s)
-		}
-		return f, nil
-	case KindInt:
-		i, err := strconv.Atoi(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", s)
-		}
-		return i, nil
-	case KindBool:
-		b, err := strconv.ParseBool(s)
-		if err != nil || (s != "true" && s != "false") {
-			return nil, fmt.Errorf("%q is not true or false", s)
-		}
-		return b, nil
-	case KindString:
-		return s, nil
-	}
-	return nil, fmt.Errorf("unknown kind %q", kind)
 }
 
 // checkAllowed returns "" if v is an allowed value of o, else a message.

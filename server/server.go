@@ -173,7 +173,6 @@ type Server struct {
 	partUps []aggregator.Update // s.ups cut into ranges by mean
 	rec     results.Record
 	msg     transport.Message
-	wbuf    []float64
 }
 
 // collection is the state of the round being collected, guarded by mu.
