@@ -5,11 +5,15 @@
 // step (all buffers live in the Trainer, one per worker). A Host runs many
 // simulated clients behind one transport connection: it receives each
 // round's broadcast once, trains the selected clients it owns on a pool of
-// workers and publishes one Update per client.
+// workers and publishes one Update per client. A method's client side is a
+// Behaviour (HostConfig.Behaviour; package methods builds them): what it
+// keeps from each round message, what it adds to local training (Extras:
+// proximal term, quadratic penalty, distillation) and to the update (GPSE
+// sketches, the Fisher); nil is plain local SGD.
 //
-// A client trains the parameters Trainable gives for the round (every
+// A client trains the parameters protocol.Trainable gives for the round (every
 // parameter, the LoRA factors of a LoRA method, or the base in a
-// pretraining round) and sends only those in its delta (Compact), so bytes
+// pretraining round) and sends only those in its delta (protocol.Compact), so bytes
 // up are what the method really sends. Config.Steps runs a fixed number of
 // local steps instead of epochs; Config.DP (DPStep) runs DP-SGD: Poisson
 // sampling, per-sample clipping over all trained tensors together, Gaussian
@@ -19,6 +23,7 @@
 // from a stream named by (seed, purpose, client, round), so a client's
 // update is the same whichever worker or host trains it.
 //
-//	h := client.NewHost(cfg, model, tasks, parts, conn)
-//	err := h.Run(ctx) // until the server sends Stop or ctx ends
+//	h, err := client.NewHost(cfg, model, shards, conn)
+//	err = h.Start(ctx)
+//	err = h.Wait() // nil once the server sends Stop
 package client

@@ -41,18 +41,18 @@
 //
 // # Methods
 //
-// methods: lists names or mappings {name: NAME, option: value}. The registry
-// (Methods, LookupMethod, RegisterMethod in methods.go) knows each method's options and
-// their kinds; option values are type-checked. fot's options are the keys of the fot:
-// block and override it for that method: Scenario.FOTFor(m) gives the merged settings.
-// Every method also takes dp_epsilon (CommonOptions), its DP-SGD target overriding
-// dp.epsilon (Scenario.DPFor; 0 or .inf = no DP, labelled eps_dp=inf). The LoRA methods
-// (MethodInfo.LoRA, LoRATrains) need model.lora.
-// Method.Label names a method in tables ("fot(eps=0.9)"); two methods that would run the
-// same configuration are a validation error, so labels are unique. To add a method,
-// call RegisterMethod from an init function in methods.go (or any package imported by
-// the binary) with its options; scenarios can then name it and Method.Float/Int/Bool/Str
-// read its options with the registry defaults.
+// methods: lists names or mappings {name: NAME, option: value}. The methods are those
+// of the registry in package methods (Methods and LookupMethod show them as MethodInfo):
+// each option written is checked against the method's options struct (key, kind,
+// allowed values) with its file and line, then the method's own Validate runs on the
+// result. Scenario.MethodOptions(m) returns the options a run uses, a value of the
+// method's options type: the defaults, or for fot and central-gpm the fot: block
+// (Scenario.FOTFor), with the written options laid over them. Every method also takes
+// dp_epsilon (CommonOptions), its DP-SGD target overriding dp.epsilon (Scenario.DPFor;
+// 0 or .inf = no DP, labelled eps_dp=inf). The LoRA methods (MethodInfo.LoRA) need
+// model.lora. Method.Label names a method in tables ("fot(eps=0.9)"); two methods that
+// would run the same configuration are a validation error, so labels are unique. A new
+// method is registered in package methods (see its doc) and scenarios can name it.
 //
 // # Errors
 //

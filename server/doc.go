@@ -1,12 +1,15 @@
 // Package server runs the federated round loop of one experiment
 // (docs/ALGORITHMS.md §1): seeded client sampling, the model broadcast, update
-// collection with an optional deadline, aggregation, FOT's projection and
-// subspace growth, evaluation and the accuracy matrix.
+// collection with an optional deadline, the FedAvg mean and its application,
+// evaluation and the accuracy matrix.
 //
-// Config.LoRA runs a LoRA method (FedAvg-LoRA, FFA-LoRA, FedSVD with its
-// refactor and optional FOT projection, FLoRA, FedEx-LoRA; see LoRAConfig),
-// Config.Pretrain pretrains the base on the first tasks, and Config.DP
-// accounts each client's DP-SGD steps and reports the epsilon it spent.
+// A method's server side is a Rule (Config.Rule; package methods builds
+// them: FOT's projection and subspace growth, EWC's penalty, the LoRA
+// refactors and merges); nil is plain FedAvg. Config.LoRA names the LoRA
+// factors the clients train and send, Config.Pretrain pretrains the base on
+// the first tasks, and Config.DP accounts each client's DP-SGD steps and
+// reports the epsilon it spent. The server shares the wire vocabulary with
+// the clients through package protocol and never imports package client.
 //
 // The server talks to client hosts only through the small Transport
 // interface it defines, so the same code drives in-process hosts over an
