@@ -3,12 +3,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -43,42 +46,73 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-const mainUsage = `fotsim: a federated continual-learning simulator.
+// command is one subcommand of fotsim.
+type command struct {
+	name  string
+	usage string // "[flags] SCENARIO      run every method x seed of a scenario"
+	order int    // place in the usage text
+	run   func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
 
-Usage:
-  fotsim run [flags] SCENARIO      run every method x seed of a scenario
-  fotsim validate FILE...          check scenarios without running them
-  fotsim list                      datasets, streams, methods, built-in scenarios, keys
-  fotsim bench [flags]             measure this machine's speed
-  fotsim help [COMMAND]            this text, or a command's flags
+// commands holds the subcommands; each command's file registers its own in
+// an init function (register), so that adding one edits no other file.
+var commands = map[string]command{}
+
+func register(c command) {
+	if _, dup := commands[c.name]; dup {
+		panic("fotsim: command " + c.name + " registered twice")
+	}
+	commands[c.name] = c
+}
+
+func init() {
+	register(command{name: "run", usage: "[flags] SCENARIO      run every method x seed of a scenario", order: 10,
+		run: cmdRun})
+	register(command{name: "validate", usage: "FILE...          check scenarios without running them", order: 20,
+		run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdValidate(a, o, e) }})
+	register(command{name: "list", usage: "                     datasets, streams, methods, built-in scenarios, keys", order: 30,
+		run: func(_ context.Context, a []string, o, e io.Writer) error { return cmdList(a, o, e) }})
+	register(command{name: "bench", usage: "[flags]             measure this machine's speed", order: 90, run: cmdBench})
+}
+
+// mainUsage is the top-level help: every registered command in order.
+func mainUsage() string {
+	cs := make([]command, 0, len(commands))
+	for _, c := range commands {
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b command) int { return cmp.Compare(a.order, b.order) })
+	var b strings.Builder
+	b.WriteString("fotsim: a federated continual-learning simulator.\n\nUsage:\n")
+	for _, c := range cs {
+		fmt.Fprintf(&b, "  fotsim %s %s\n", c.name, c.usage)
+	}
+	b.WriteString(`  fotsim help [COMMAND]            this text, or a command's flags
 
 SCENARIO is a YAML file or the name of a built-in scenario (fotsim list).
 Run "fotsim COMMAND --help" for a command's flags.
-`
+`)
+	return b.String()
+}
 
 // run is the whole CLI: it parses args and runs one subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage)
+		fmt.Fprint(stderr, mainUsage())
 		return usagef("no command given")
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(ctx, rest, stdout, stderr)
-	case "validate":
-		return cmdValidate(rest, stdout, stderr)
-	case "list":
-		return cmdList(rest, stdout, stderr)
-	case "bench":
-		return cmdBench(ctx, rest, stdout, stderr)
+	name, rest := args[0], args[1:]
+	if c, ok := commands[name]; ok {
+		return c.run(ctx, rest, stdout, stderr)
+	}
+	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
 		}
-		fmt.Fprint(stdout, mainUsage)
+		fmt.Fprint(stdout, mainUsage())
 		return nil
 	}
-	fmt.Fprint(stderr, mainUsage)
-	return usagef("unknown command %q", cmd)
+	fmt.Fprint(stderr, mainUsage())
+	return usagef("unknown command %q", name)
 }
