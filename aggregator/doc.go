@@ -1,6 +1,6 @@
 // Package aggregator is the pure maths of the server side of federated
 // training: averaging client updates (FedAvg), and FOT's subspace memory and
-// orthogonal projection (ALGORITHMS.md §1 and §3).
+// orthogonal projection (docs/ALGORITHMS.md §1 and §3).
 //
 // It works on flat float32 parameter vectors and float64 bases, imports no
 // NATS, no clock and no goroutines, and never reorders its inputs: callers
@@ -12,7 +12,7 @@
 //
 // # FOT: Federated Orthogonal Training
 //
-// FOT (ALGORITHMS.md §3) keeps, for every projected layer (shared-trunk
+// FOT (docs/ALGORITHMS.md §3) keeps, for every projected layer (shared-trunk
 // weights W, d_out x d_in), a Basis: an orthonormal U (d_in x k) of the old
 // tasks' input subspace, in float64 with a float32 copy for the hot paths.
 //

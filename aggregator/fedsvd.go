@@ -10,7 +10,7 @@ import (
 	"gonum.org/v1/gonum/lapack/lapack64"
 )
 
-// FedSVD (Lee et al., NeurIPS 2025; ALGORITHMS.md §4): clients train only
+// FedSVD (Lee et al., NeurIPS 2025; docs/ALGORITHMS.md §4): clients train only
 // the B factor of a LoRA layer W = W0 + s B A; the server averages B and
 // then refactors the product P = B_avg A_prev into B_new A_new = P with
 // A_new having orthonormal rows and all singular values carried by B_new.
@@ -132,7 +132,7 @@ func (rf *Refactorer) Refactor(bNew, aNew, b, a []float32, dout, din, r int) err
 	return err
 }
 
-// ProjectLowRank is FOT combined with FedSVD (ALGORITHMS.md §4, last
+// ProjectLowRank is FOT combined with FedSVD (docs/ALGORITHMS.md §4, last
 // paragraph) for one LoRA layer: it projects the low-rank product off the
 // old tasks' input subspace span(U) of basis (U = basis, d_in x k,
 // orthonormal columns) and refactors the result,

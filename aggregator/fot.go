@@ -18,7 +18,7 @@ import (
 const spanTol = 1e-6
 
 // Basis is the orthonormal basis U_l (d_in x k, 0 <= k <= d_in) of one
-// layer's old-task input subspace (ALGORITHMS.md §3).
+// layer's old-task input subspace (docs/ALGORITHMS.md §3).
 //
 // The columns are kept in float64, row-major, for the exact maths of GPSE
 // (SVD, QR, orthonormality to ~1e-15), and in a float32 copy, rounded once
@@ -233,7 +233,7 @@ func thinQRPositive(q *mat.Dense) bool {
 	return true
 }
 
-// Projector computes FedProject (ALGORITHMS.md §3.1) with a gemm backend
+// Projector computes FedProject (docs/ALGORITHMS.md §3.1) with a gemm backend
 // and scratch it owns, so that Project allocates nothing once the scratch
 // has reached its largest size (rows x k). A Projector is not safe for
 // concurrent use; use one per goroutine.

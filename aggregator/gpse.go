@@ -11,7 +11,7 @@ import (
 	"github.com/fotsim/fotsim/nn/gemm"
 )
 
-// GPSE (global principal subspace extraction, ALGORITHMS.md §3.2): clients
+// GPSE (global principal subspace extraction, docs/ALGORITHMS.md §3.2): clients
 // sketch the residual of their layer inputs outside the current basis
 // (Sketch), the server sums the sketches, picks how many new directions to
 // keep (ThresholdFOT + SelectK, or the GPM criterion) and grows the basis
@@ -398,7 +398,7 @@ func (b *Basis) sketchSVD(y []float32, rows, cols int) (*mat.Dense, []float64, e
 	return &u, s, nil
 }
 
-// Extend is the server side of GPSE for one layer (ALGORITHMS.md §3.2,
+// Extend is the server side of GPSE for one layer (docs/ALGORITHMS.md §3.2,
 // steps 2-4): from the sum over clients of their sketches, ySum (rows =
 // d_in x cols = m, row-major; any positive multiple such as their mean
 // gives the same result), and the clients' (ratio, n), it

@@ -52,7 +52,7 @@ func thinQR(a blas64.General, r, tau, work []float64) {
 // gemm64 computes C = alpha op(A) op(B) + beta C for row-major float64
 // matrices (op(A) m x k, op(B) k x n), beta 0 or 1, serially and without
 // allocating. gonum's blas64.Gemm would split the tall products here across
-// goroutines (this keeps the refactor single-threaded, as DESIGN.md asks)
+// goroutines (this keeps the refactor single-threaded, as docs/DESIGN.md asks)
 // and computes A B^T as dot products, which rounds differently from the
 // row updates here. Matrix-vector products (n = 1, B not transposed) go to
 // blas64.Gemv, which is serial.
