@@ -61,6 +61,21 @@ type Config struct {
 	Logf func(format string, args ...any)
 	// OnTask, when set, is called after each task's evaluation.
 	OnTask func(TaskReport)
+	// OnRound, when set, is called after every round (and its curve
+	// evaluation, if any), from the round loop: it must return quickly.
+	OnRound func(RoundReport)
+}
+
+// RoundReport is the progress of one finished round.
+type RoundReport struct {
+	Task, Tasks   int
+	Round, Rounds int     // global round index (0-based) and rounds in the run
+	TrainLoss     float64 // mean client training loss of the round (NaN in a round without training)
+	Updates       int     // accepted updates
+	// Acc is the accuracy on tasks 0..Task when the round added a curve
+	// point (eval.every), else nil.
+	Acc     []float64
+	Elapsed time.Duration // since the run started
 }
 
 // TaskReport is the progress of one finished task.
@@ -242,6 +257,7 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 			s.rec.AccMatrix[i][j] = math.NaN()
 		}
 	}
+	runStart := time.Now()
 	for t := 0; t < T; t++ {
 		start := time.Now()
 		var lossSum float64
@@ -278,9 +294,18 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 				lossN += n
 			}
 			s.rec.Rounds++
+			var acc []float64
 			if s.cfg.EvalEvery > 0 && (round+1)%s.cfg.EvalEvery == 0 {
-				c := results.Curve{Round: round + 1, Task: t, Acc: s.evaluate(params, t)}
-				s.rec.Curves = append(s.rec.Curves, c)
+				acc = s.evaluate(params, t)
+				s.rec.Curves = append(s.rec.Curves, results.Curve{Round: round + 1, Task: t, Acc: acc})
+			}
+			if s.cfg.OnRound != nil {
+				rl := math.NaN()
+				if mode != modeNoTrain && n > 0 {
+					rl = loss / float64(n)
+				}
+				s.cfg.OnRound(RoundReport{Task: t, Tasks: T, Round: round, Rounds: T * R, TrainLoss: rl, Updates: n,
+					Acc: slices.Clone(acc), Elapsed: time.Since(runStart)})
 			}
 		}
 		row := s.rec.AccMatrix[t]

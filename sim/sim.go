@@ -37,6 +37,9 @@ type Options struct {
 	Log io.Writer
 	// Timing, when non-nil, receives the server's time split of the rounds.
 	Timing *server.Timing
+	// OnRound, when set, is called after every round of the run (see
+	// server.Config.OnRound).
+	OnRound func(scenarios.Run, server.RoundReport)
 }
 
 // Env holds what the runs of one process share: loaded datasets.
@@ -313,6 +316,9 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		Rule: rule, LoRA: x.Spec.LoRA, Logf: logf,
 		Pretrain: ft.pretrain, DP: ft.dp,
 		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
+	}
+	if opts.OnRound != nil {
+		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
 	}
 	srv, err := server.New(scfg, x.Model, ev, srvConn)
 	if err != nil {
