@@ -250,13 +250,7 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 	defer s.stop()
 
 	T, R := s.cfg.Tasks, s.cfg.RoundsPerTask
-	s.rec.AccMatrix = make(results.Matrix, T)
-	for i := range s.rec.AccMatrix {
-		s.rec.AccMatrix[i] = make([]float64, T)
-		for j := range s.rec.AccMatrix[i] {
-			s.rec.AccMatrix[i][j] = math.NaN()
-		}
-	}
+	s.rec.AccMatrix = results.NewMatrix(T)
 	runStart := time.Now()
 	for t := 0; t < T; t++ {
 		start := time.Now()
