@@ -138,6 +138,49 @@ func (c *Conn) publish(subject string, kind Kind, buf []byte) (int, error) {
 	return size, nil
 }
 
+// PublishRaw publishes data on subject as it is: no frame header, no
+// chunking, not a Message (Subscribe rejects it with ErrFrame), for
+// payloads that other programs read, such as the JSON documents on
+// Subjects.Metrics. data must fit in the server's max payload (ErrTooLarge
+// otherwise). Like Publish, it hands the bytes to the NATS client's buffer
+// and is safe for concurrent use; it does not wait for Publish's lock.
+func (c *Conn) PublishRaw(subject string, data []byte) error {
+	if len(data) > c.MaxPayload() {
+		return fmt.Errorf("%w: publish raw on %q: %d bytes, server max payload %d", ErrTooLarge, subject, len(data), c.MaxPayload())
+	}
+	if err := c.nc.Publish(subject, data); err != nil {
+		return fmt.Errorf("transport: publish raw on %q: %w", subject, natsErr(err))
+	}
+	c.out.Add(int64(len(data)))
+	return nil
+}
+
+// SubscribeRaw calls fn with the subject and the payload, as published, of
+// every NATS message on subject (wildcards allowed), until the returned
+// function unsubscribes: the receiving side of PublishRaw. fn owns data.
+// Calls come from the subscription's delivery goroutine, one at a time;
+// when fn falls behind by NATS's default pending limits, NATS drops
+// messages.
+func (c *Conn) SubscribeRaw(subject string, fn func(subject string, data []byte)) (func() error, error) {
+	sub, err := c.nc.Subscribe(subject, func(msg *nats.Msg) {
+		c.in.Add(int64(len(msg.Data)))
+		fn(msg.Subject, msg.Data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: subscribe raw %q: %w", subject, natsErr(err))
+	}
+	var once sync.Once
+	var uerr error
+	return func() error {
+		once.Do(func() {
+			if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				uerr = fmt.Errorf("transport: unsubscribe %q: %w", subject, err)
+			}
+		})
+		return uerr
+	}, nil
+}
+
 // Subscribe calls fn for every message published on subject (NATS wildcards
 // allowed) until the returned function unsubscribes.
 //

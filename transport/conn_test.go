@@ -549,3 +549,61 @@ func TestSlowConsumer(t *testing.T) {
 		t.Fatalf("no ErrDropped reported; received %d of %d", got, sent)
 	}
 }
+
+// TestPublishRaw: raw payloads arrive unchanged at SubscribeRaw (also
+// through the metrics wildcard), count in Stats, are rejected by the
+// Message subscriber, and a payload over the max payload or on a closed
+// connection is an error.
+func TestPublishRaw(t *testing.T) {
+	e := startEmbedded(t, EmbeddedOptions{MaxPayload: 512})
+	pub, sub := connect(t, e, "pub"), connect(t, e, "sub")
+	subj := SubjectsFor("raw-run")
+	type raw struct {
+		subject string
+		data    []byte
+	}
+	got := make(chan raw, 16)
+	unsub, err := sub.SubscribeRaw(MetricsWildcard, func(s string, d []byte) { got <- raw{s, d} })
+	if err != nil {
+		t.Fatalf("SubscribeRaw: %v", err)
+	}
+	msgs := collect(t, sub, subj.Metrics)
+	payload := []byte(`{"run":"raw-run","round":1,"loss":0.5}`)
+	if err := pub.PublishRaw(subj.Metrics, payload); err != nil {
+		t.Fatalf("PublishRaw: %v", err)
+	}
+	select {
+	case r := <-got:
+		if r.subject != subj.Metrics || string(r.data) != string(payload) {
+			t.Fatalf("SubscribeRaw got %q on %q, want %q on %q", r.data, r.subject, payload, subj.Metrics)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("no raw message after %v", waitTimeout)
+	}
+	if d := next(t, msgs); !errors.Is(d.err, ErrFrame) {
+		t.Fatalf("Subscribe of a raw payload: got %v, want %v", d.err, ErrFrame)
+	}
+	if out, _ := pub.Stats(); out != int64(len(payload)) {
+		t.Fatalf("bytes out: got %d, want %d", out, len(payload))
+	}
+	if err := pub.PublishRaw(subj.Metrics, make([]byte, 513)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("PublishRaw of 513 bytes with max payload 512: got %v, want %v", err, ErrTooLarge)
+	}
+	if err := pub.PublishRaw(subj.Round, nil); err != nil { // empty payloads are fine
+		t.Fatalf("PublishRaw(nil): %v", err)
+	}
+	if err := unsub(); err != nil {
+		t.Fatalf("unsubscribe: %v", err)
+	}
+	if err := unsub(); err != nil {
+		t.Fatalf("second unsubscribe: %v", err)
+	}
+	pub.Close()
+	if err := pub.PublishRaw(subj.Metrics, payload); !errors.Is(err, ErrClosed) {
+		t.Fatalf("PublishRaw after Close: got %v, want %v", err, ErrClosed)
+	}
+	sub.Close()
+	if _, err := sub.SubscribeRaw(MetricsWildcard, func(string, []byte) {}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SubscribeRaw after Close: got %v, want %v", err, ErrClosed)
+	}
+}

@@ -8,6 +8,10 @@ import (
 // SubjectPrefix is the first token of every subject this package uses.
 const SubjectPrefix = "fotsim"
 
+// MetricsWildcard is the NATS subject that matches the Metrics subject of
+// every run: "fotsim.*.metrics".
+const MetricsWildcard = SubjectPrefix + ".*.metrics"
+
 // maxRunToken bounds the length of the run token in a subject.
 const maxRunToken = 64
 
@@ -15,10 +19,14 @@ const maxRunToken = 64
 type Subjects struct {
 	Round  string // server -> client hosts: KindRound and KindStop messages
 	Update string // client hosts -> server: KindUpdate messages
+	// Metrics carries the server's per-round metrics for live views: one
+	// raw JSON document per round (Conn.PublishRaw), not a Message.
+	Metrics string
 }
 
-// SubjectsFor returns the subjects of run: "fotsim.<run>.round" and
-// "fotsim.<run>.update".
+// SubjectsFor returns the subjects of run: "fotsim.<run>.round",
+// "fotsim.<run>.update" and "fotsim.<run>.metrics" (MetricsWildcard
+// matches the last of every run).
 //
 // The run id becomes a single NATS token: bytes other than ASCII letters,
 // digits, '-' and '_' (in particular '.', '*', '>' and white space, which
@@ -31,8 +39,9 @@ type Subjects struct {
 func SubjectsFor(run string) Subjects {
 	tok := RunToken(run)
 	return Subjects{
-		Round:  SubjectPrefix + "." + tok + ".round",
-		Update: SubjectPrefix + "." + tok + ".update",
+		Round:   SubjectPrefix + "." + tok + ".round",
+		Update:  SubjectPrefix + "." + tok + ".update",
+		Metrics: SubjectPrefix + "." + tok + ".metrics",
 	}
 }
 

@@ -28,6 +28,12 @@ func TestSubjectsFor(t *testing.T) {
 		if want := "fotsim." + tc.wantToken + ".update"; s.Update != want {
 			t.Fatalf("SubjectsFor(%q).Update: got %q, want %q", tc.run, s.Update, want)
 		}
+		if want := "fotsim." + tc.wantToken + ".metrics"; s.Metrics != want {
+			t.Fatalf("SubjectsFor(%q).Metrics: got %q, want %q", tc.run, s.Metrics, want)
+		}
+		if !subjectMatches(MetricsWildcard, s.Metrics) || subjectMatches(MetricsWildcard, s.Round) || subjectMatches(MetricsWildcard, s.Update) {
+			t.Fatalf("MetricsWildcard %q must match %q and neither %q nor %q", MetricsWildcard, s.Metrics, s.Round, s.Update)
+		}
 	}
 	// Ids that sanitise alike still differ.
 	seen := map[string]string{}
@@ -48,4 +54,19 @@ func TestSubjectsFor(t *testing.T) {
 func hash(s string) string {
 	tok := RunToken(s)
 	return tok[strings.LastIndexByte(tok, '-')+1:]
+}
+
+// subjectMatches reports whether the NATS subject pattern (tokens and '*')
+// matches subject.
+func subjectMatches(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	if len(p) != len(s) {
+		return false
+	}
+	for i := range p {
+		if p[i] != "*" && p[i] != s[i] {
+			return false
+		}
+	}
+	return true
 }
