@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"math"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/client/clienttest"
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/rng"
@@ -84,7 +86,7 @@ func TestDistillGradFiniteDifference(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dst := make([]float32, n*c)
-			got := DistillGrad(dst, z, zt, y, n, c, tc.alpha, tc.temp)
+			got := client.DistillGrad(dst, z, zt, y, n, c, tc.alpha, tc.temp)
 			z64 := make([]float64, n*c)
 			for i, v := range z {
 				z64[i] = float64(v)
@@ -111,7 +113,7 @@ func TestDistillGradFiniteDifference(t *testing.T) {
 			// alpha = 0: exactly the softmax cross-entropy gradient / n.
 			want := make([]float32, c)
 			for i := 0; i < n; i++ {
-				softmaxMinusOneHot(want, z[i*c:(i+1)*c], y[i])
+				client.SoftmaxMinusOneHot(want, z[i*c:(i+1)*c], y[i])
 				for j := range want {
 					if w := want[j] / n; math.Abs(float64(dst[i*c+j]-w)) > 1e-7 {
 						t.Errorf("alpha 0: d/dz[%d,%d]: got %v, want (softmax-onehot)/n = %v", i, j, dst[i*c+j], w)
@@ -129,11 +131,11 @@ func TestDistillGradTeacherEqualsStudent(t *testing.T) {
 	z := []float32{1, -2, 0.5, 3, 0, 0, 0, 0, -1, 2, 2, -4}
 	y := []int32{3, 1, 0}
 	plain := make([]float32, n*c)
-	DistillGrad(plain, z, z, y, n, c, 0, 1)
+	client.DistillGrad(plain, z, z, y, n, c, 0, 1)
 	for _, tc := range []struct{ alpha, temp float32 }{{1, 1}, {3, 2}, {0.5, 5}} {
 		dst := make([]float32, n*c)
-		DistillGrad(dst, z, z, y, n, c, tc.alpha, tc.temp)
-		if d := maxAbsDiff(dst, plain); d > 1e-7 {
+		client.DistillGrad(dst, z, z, y, n, c, tc.alpha, tc.temp)
+		if d := clienttest.MaxAbsDiff(dst, plain); d > 1e-7 {
 			t.Errorf("alpha %v T %v: max |grad - CE grad| = %v, want 0", tc.alpha, tc.temp, d)
 		}
 	}
@@ -156,22 +158,22 @@ func TestAddPenalties(t *testing.T) {
 	w, g0, global, u, v := vec(1, false), vec(1, false), vec(1, false), vec(1, true), vec(1, false)
 	tests := []struct {
 		name string
-		ex   Extras
+		ex   client.Extras
 		mu   float64 // expected FedProx coefficient in effect
 		lam  float64 // expected quadratic coefficient in effect
 	}{
-		{"zero", Extras{}, 0, 0},
-		{"prox", Extras{Mu: 0.3, Global: global}, 0.3, 0},
-		{"prox-without-global", Extras{Mu: 0.3}, 0, 0},
-		{"quad", Extras{Lambda: 2.5, U: u, V: v}, 0, 2.5},
-		{"quad-lambda0", Extras{U: u, V: v}, 0, 0},
-		{"both", Extras{Mu: 0.1, Global: global, Lambda: 4, U: u, V: v}, 0.1, 4},
-		{"teacher-only", Extras{Teacher: global, Alpha: 1, Temp: 2}, 0, 0},
+		{"zero", client.Extras{}, 0, 0},
+		{"prox", client.Extras{Mu: 0.3, Global: global}, 0.3, 0},
+		{"prox-without-global", client.Extras{Mu: 0.3}, 0, 0},
+		{"quad", client.Extras{Lambda: 2.5, U: u, V: v}, 0, 2.5},
+		{"quad-lambda0", client.Extras{U: u, V: v}, 0, 0},
+		{"both", client.Extras{Mu: 0.1, Global: global, Lambda: 4, U: u, V: v}, 0.1, 4},
+		{"teacher-only", client.Extras{Teacher: global, Alpha: 1, Temp: 2}, 0, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			grad := slices.Clone(g0)
-			tc.ex.addPenalties(grad, w)
+			tc.ex.AddPenalties(grad, w)
 			for i := range grad {
 				want := float64(g0[i]) + tc.mu*(float64(w[i])-float64(global[i])) + tc.lam*(float64(u[i])*float64(w[i])-float64(v[i]))
 				if tc.mu == 0 && tc.lam == 0 {
@@ -210,13 +212,13 @@ func ceLoss64(ws *nn.Workspace, params, x []float32, y []int32, n, head int) flo
 }
 
 func TestPenalisedGradientFiniteDifference(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 40, 1)
+	m := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 40, 1)
 	const n = 6
-	x := make([]float32, n*testIn)
+	x := make([]float32, n*clienttest.In)
 	y := make([]int32, n)
-	data.View{Base: d}.Gather(x, y, rowRange(0, n))
-	params := initParams(m, 5)
+	data.View{Base: d}.Gather(x, y, clienttest.RowRange(0, n))
+	params := clienttest.InitParams(m, 5)
 	np := m.NumParams()
 	r := rand.New(rand.NewPCG(6, 7))
 	global, u, v := make([]float32, np), make([]float32, np), make([]float32, np)
@@ -225,7 +227,7 @@ func TestPenalisedGradientFiniteDifference(t *testing.T) {
 		u[i] = float32(math.Abs(r.NormFloat64()))
 		v[i] = float32(r.NormFloat64())
 	}
-	ex := &Extras{Mu: 0.5, Global: global, Lambda: 0.7, U: u, V: v}
+	ex := &client.Extras{Mu: 0.5, Global: global, Lambda: 0.7, U: u, V: v}
 	penalty := func(w []float32) float64 {
 		var p float64
 		for i := range w {
@@ -237,7 +239,7 @@ func TestPenalisedGradientFiniteDifference(t *testing.T) {
 	ws := m.NewWorkspace(n)
 	grad := make([]float32, np)
 	ws.LossGrad(params, grad, x, y, n, 0, rand.New(rand.NewPCG(0, 0)))
-	ex.addPenalties(grad, params)
+	ex.AddPenalties(grad, params)
 
 	w := slices.Clone(params)
 	for i := range w {
@@ -258,8 +260,8 @@ func TestPenalisedGradientFiniteDifference(t *testing.T) {
 
 // oneBatch returns a segment of the first n rows of d and those rows
 // gathered in segment order.
-func oneBatch(d *data.Dataset, n int) (Segment, []float32, []int32) {
-	s := Segment{View: data.View{Base: d}, Rows: rowRange(0, n)}
+func oneBatch(d *data.Dataset, n int) (client.Segment, []float32, []int32) {
+	s := client.Segment{View: data.View{Base: d}, Rows: clienttest.RowRange(0, n)}
 	x := make([]float32, n*d.Dim())
 	y := make([]int32, n)
 	s.View.Gather(x, y, s.Rows)
@@ -270,44 +272,44 @@ func TestTrainOneStepAppliesExtras(t *testing.T) {
 	// One epoch with the whole segment in one batch is one SGD step on
 	// the full-batch gradient, whatever the shuffle: the step must be
 	// params - lr (grad + penalties + wd params).
-	m := testModel(t, 1, false)
-	d := testDataset(t, 40, 1)
+	m := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 40, 1)
 	const n = 12
 	seg, x, y := oneBatch(d, n)
-	params := initParams(m, 11)
+	params := clienttest.InitParams(m, 11)
 	np := m.NumParams()
 	r := rand.New(rand.NewPCG(12, 13))
-	global, u, v, teacher := make([]float32, np), make([]float32, np), make([]float32, np), initParams(m, 99)
+	global, u, v, teacher := make([]float32, np), make([]float32, np), make([]float32, np), clienttest.InitParams(m, 99)
 	for i := range global {
 		global[i] = params[i] + float32(0.5*r.NormFloat64())
 		u[i] = float32(math.Abs(r.NormFloat64()))
 		v[i] = float32(r.NormFloat64())
 	}
-	cfg := Config{Seed: 1, Epochs: 1, BatchSize: n, SGD: nn.SGD{LR: 0.2, WeightDecay: 0.01}}
+	cfg := client.Config{Seed: 1, Epochs: 1, BatchSize: n, SGD: nn.SGD{LR: 0.2, WeightDecay: 0.01}}
 	ws := m.NewWorkspace(n)
 	tests := []struct {
 		name    string
-		ex      *Extras
+		ex      *client.Extras
 		distill bool
 	}{
 		{"nil", nil, false},
-		{"zero", &Extras{}, false},
-		{"fedprox", &Extras{Mu: 0.5, Global: global}, false},
-		{"quadratic", &Extras{Lambda: 0.8, U: u, V: v}, false},
-		{"distill", &Extras{Teacher: teacher, Alpha: 0.7, Temp: 2}, true},
-		{"distill-alpha0-is-plain", &Extras{Teacher: teacher, Alpha: 0, Temp: 2}, false},
-		{"distill+prox", &Extras{Teacher: teacher, Alpha: 1.5, Temp: 3, Mu: 0.2, Global: global}, true},
+		{"zero", &client.Extras{}, false},
+		{"fedprox", &client.Extras{Mu: 0.5, Global: global}, false},
+		{"quadratic", &client.Extras{Lambda: 0.8, U: u, V: v}, false},
+		{"distill", &client.Extras{Teacher: teacher, Alpha: 0.7, Temp: 2}, true},
+		{"distill-alpha0-is-plain", &client.Extras{Teacher: teacher, Alpha: 0, Temp: 2}, false},
+		{"distill+prox", &client.Extras{Teacher: teacher, Alpha: 1.5, Temp: 3, Mu: 0.2, Global: global}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			grad := make([]float32, np)
 			var wantLoss float32
 			if tc.distill {
-				c := testClasses
+				c := clienttest.Classes
 				zt := slices.Clone(ws.Forward(tc.ex.Teacher, x, n, 0, false, nil))
 				z := ws.Forward(params, x, n, 0, true, nil)
 				dl := make([]float32, n*c)
-				wantLoss = DistillGrad(dl, z, zt, y, n, c, tc.ex.Alpha, tc.ex.Temp)
+				wantLoss = client.DistillGrad(dl, z, zt, y, n, c, tc.ex.Alpha, tc.ex.Temp)
 				ws.Backward(params, grad, dl)
 			} else {
 				wantLoss = ws.LossGrad(params, grad, x, y, n, 0, nil)
@@ -324,14 +326,14 @@ func TestTrainOneStepAppliesExtras(t *testing.T) {
 				want[i] = float32(float64(params[i]) - float64(cfg.SGD.LR)*g)
 			}
 			got := slices.Clone(params)
-			loss, steps := NewTrainer(m, n).Train(got, []Segment{seg}, cfg, tc.ex, 3, 4)
+			loss, steps := client.NewTrainer(m, n).Train(got, []client.Segment{seg}, cfg, tc.ex, 3, 4)
 			if steps != 1 {
 				t.Fatalf("steps: got %d, want 1", steps)
 			}
 			if math.Abs(loss-float64(wantLoss)) > 1e-5 {
 				t.Errorf("loss: got %v, want %v (the data term)", loss, wantLoss)
 			}
-			if d := maxAbsDiff(got, want); d > stepTol {
+			if d := clienttest.MaxAbsDiff(got, want); d > stepTol {
 				t.Errorf("params after one step: max |got - want| = %v, want <= %v", d, stepTol)
 			}
 		})
@@ -341,17 +343,17 @@ func TestTrainOneStepAppliesExtras(t *testing.T) {
 func TestFisherMatchesPerSampleGradients(t *testing.T) {
 	// The Fisher is computed in evaluation mode, so a model with dropout
 	// must give the Fisher of the same parameters without dropout.
-	mDrop := testModel(t, 1, true)
-	mPlain := testModel(t, 1, false)
-	d := testDataset(t, 60, 1)
-	params := initParams(mPlain, 21)
-	seg := Segment{View: permutedView(d, 3), Rows: rowRange(10, 40)}
-	const seed, client, round = 77, 5, 9
+	mDrop := clienttest.Model(t, 1, true)
+	mPlain := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 60, 1)
+	params := clienttest.InitParams(mPlain, 21)
+	seg := client.Segment{View: clienttest.PermutedView(d, 3), Rows: clienttest.RowRange(10, 40)}
+	const seed, clientID, round = 77, 5, 9
 
 	// Independent reference: per-sample gradients with batch 1.
 	ws := mPlain.NewWorkspace(1)
 	grad := make([]float32, mPlain.NumParams())
-	x := make([]float32, testIn)
+	x := make([]float32, clienttest.In)
 	y := make([]int32, 1)
 	fisherOf := func(rows []int32) []float64 {
 		f := make([]float64, len(grad))
@@ -370,7 +372,7 @@ func TestFisherMatchesPerSampleGradients(t *testing.T) {
 	// The rows a limit selects: the first of a shuffle by (seed, "fisher",
 	// client, round).
 	shuffled := slices.Clone(seg.Rows)
-	sr := rng.New(seed, "fisher", client, round)
+	sr := rng.New(seed, "fisher", clientID, round)
 	sr.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 
 	tests := []struct {
@@ -392,7 +394,7 @@ func TestFisherMatchesPerSampleGradients(t *testing.T) {
 			for i := range dst {
 				dst[i] = 123 // must be overwritten
 			}
-			n := NewTrainer(tc.model, 4).Fisher(dst, params, seg, tc.limit, seed, client, round)
+			n := client.NewTrainer(tc.model, 4).Fisher(dst, params, seg, tc.limit, seed, clientID, round)
 			if n != tc.wantN {
 				t.Fatalf("samples: got %d, want %d", n, tc.wantN)
 			}
@@ -406,33 +408,33 @@ func TestFisherMatchesPerSampleGradients(t *testing.T) {
 	}
 	// A limit really selects a subset: its Fisher differs from the full one.
 	full, part := make([]float32, len(grad)), make([]float32, len(grad))
-	tr := NewTrainer(mPlain, 4)
-	tr.Fisher(full, params, seg, 0, seed, client, round)
-	tr.Fisher(part, params, seg, 7, seed, client, round)
-	if maxAbsDiff(full, part) == 0 {
+	tr := client.NewTrainer(mPlain, 4)
+	tr.Fisher(full, params, seg, 0, seed, clientID, round)
+	tr.Fisher(part, params, seg, 7, seed, clientID, round)
+	if clienttest.MaxAbsDiff(full, part) == 0 {
 		t.Error("Fisher on 7 of 30 rows equals the Fisher on all rows")
 	}
 }
 
 func TestFisherEmptySegment(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 20, 1)
+	m := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 20, 1)
 	dst := make([]float32, m.NumParams())
 	dst[0] = 5
-	n := NewTrainer(m, 4).Fisher(dst, initParams(m, 1), Segment{View: data.View{Base: d}}, 0, 1, 0, 0)
-	if n != 0 || maxAbs(dst) != 0 {
-		t.Errorf("empty segment: got n=%d, max |F|=%v, want 0 and 0", n, maxAbs(dst))
+	n := client.NewTrainer(m, 4).Fisher(dst, clienttest.InitParams(m, 1), client.Segment{View: data.View{Base: d}}, 0, 1, 0, 0)
+	if n != 0 || clienttest.MaxAbs(dst) != 0 {
+		t.Errorf("empty segment: got n=%d, max |F|=%v, want 0 and 0", n, clienttest.MaxAbs(dst))
 	}
 }
 
 func TestTrainDeterminism(t *testing.T) {
-	m := testModel(t, 1, true) // dropout: masks must be seeded too
-	d := testDataset(t, 60, 1)
-	segs := []Segment{{View: data.View{Base: d}, Rows: rowRange(0, 37)}}
-	start := initParams(m, 3)
-	cfg := testTrainConfig()
-	shared := NewTrainer(m, cfg.BatchSize)
-	run := func(tr *Trainer, c, round int) []float32 {
+	m := clienttest.Model(t, 1, true) // dropout: masks must be seeded too
+	d := clienttest.Dataset(t, 60, 1)
+	segs := []client.Segment{{View: data.View{Base: d}, Rows: clienttest.RowRange(0, 37)}}
+	start := clienttest.InitParams(m, 3)
+	cfg := clienttest.TrainConfig()
+	shared := client.NewTrainer(m, cfg.BatchSize)
+	run := func(tr *client.Trainer, c, round int) []float32 {
 		p := slices.Clone(start)
 		tr.Train(p, segs, cfg, nil, c, round)
 		return p
@@ -440,13 +442,13 @@ func TestTrainDeterminism(t *testing.T) {
 	base := run(shared, 2, 5)
 	tests := []struct {
 		name      string
-		tr        *Trainer
+		tr        *client.Trainer
 		c, round  int
 		wantEqual bool
 	}{
-		{"same-fresh-trainer", NewTrainer(m, cfg.BatchSize), 2, 5, true},
+		{"same-fresh-trainer", client.NewTrainer(m, cfg.BatchSize), 2, 5, true},
 		{"same-reused-trainer", shared, 2, 5, true},
-		{"same-bigger-trainer", NewTrainer(m, 16), 2, 5, true},
+		{"same-bigger-trainer", client.NewTrainer(m, 16), 2, 5, true},
 		{"other-client", shared, 3, 5, false},
 		{"other-round", shared, 2, 6, false},
 	}
@@ -455,7 +457,7 @@ func TestTrainDeterminism(t *testing.T) {
 			// Interleave an unrelated run to catch state leaking between calls.
 			run(tc.tr, 9, 9)
 			got := run(tc.tr, tc.c, tc.round)
-			diff := maxAbsDiff(got, base)
+			diff := clienttest.MaxAbsDiff(got, base)
 			if tc.wantEqual && diff != 0 {
 				t.Errorf("max |diff| = %v, want bit-identical parameters", diff)
 			}
@@ -469,7 +471,7 @@ func TestTrainDeterminism(t *testing.T) {
 	cfg2.Seed++
 	p := slices.Clone(start)
 	shared.Train(p, segs, cfg2, nil, 2, 5)
-	if maxAbsDiff(p, base) == 0 {
+	if clienttest.MaxAbsDiff(p, base) == 0 {
 		t.Error("another seed gave identical parameters")
 	}
 }
@@ -478,7 +480,7 @@ func TestTrainDeterminism(t *testing.T) {
 // the rows are shuffled by (seed, "shuffle", client, round, e) and cut in
 // order into batches; dropout masks come from (seed, "dropout", client,
 // round), one stream for the whole call.
-func referenceTrain(m *nn.Model, params []float32, s Segment, cfg Config, c, round int) {
+func referenceTrain(m *nn.Model, params []float32, s client.Segment, cfg client.Config, c, round int) {
 	ws := m.NewWorkspace(cfg.BatchSize)
 	grad := make([]float32, m.NumParams())
 	dr := rng.New(cfg.Seed, "dropout", c, round)
@@ -499,35 +501,35 @@ func referenceTrain(m *nn.Model, params []float32, s Segment, cfg Config, c, rou
 }
 
 func TestTrainFollowsDocumentedStreams(t *testing.T) {
-	m := testModel(t, 1, true)
-	d := testDataset(t, 60, 1)
-	s := Segment{View: permutedView(d, 4), Rows: rowRange(3, 26)}
-	cfg := testTrainConfig()
+	m := clienttest.Model(t, 1, true)
+	d := clienttest.Dataset(t, 60, 1)
+	s := client.Segment{View: clienttest.PermutedView(d, 4), Rows: clienttest.RowRange(3, 26)}
+	cfg := clienttest.TrainConfig()
 	cfg.Epochs = 3
-	want := initParams(m, 8)
+	want := clienttest.InitParams(m, 8)
 	got := slices.Clone(want)
 	referenceTrain(m, want, s, cfg, 6, 2)
-	_, steps := NewTrainer(m, cfg.BatchSize).Train(got, []Segment{s}, cfg, nil, 6, 2)
+	_, steps := client.NewTrainer(m, cfg.BatchSize).Train(got, []client.Segment{s}, cfg, nil, 6, 2)
 	if wantSteps := cfg.Epochs * 5; steps != wantSteps { // ceil(23/5) = 5
 		t.Errorf("steps: got %d, want %d", steps, wantSteps)
 	}
-	if diff := maxAbsDiff(got, want); diff != 0 {
+	if diff := clienttest.MaxAbsDiff(got, want); diff != 0 {
 		t.Errorf("max |Train - reference| = %v, want bit-identical", diff)
 	}
 }
 
 func TestTrainSegmentsUseTheirHeads(t *testing.T) {
 	// Three per-task heads; the client has data of tasks 0 and 1 only.
-	m := testModel(t, 3, false)
-	d := testDataset(t, 80, 1)
-	segs := []Segment{
-		{View: permutedView(d, 0), Rows: rowRange(0, 9), Head: 0},
-		{View: permutedView(d, 1), Rows: rowRange(20, 29), Head: 1},
+	m := clienttest.Model(t, 3, false)
+	d := clienttest.Dataset(t, 80, 1)
+	segs := []client.Segment{
+		{View: clienttest.PermutedView(d, 0), Rows: clienttest.RowRange(0, 9), Head: 0},
+		{View: clienttest.PermutedView(d, 1), Rows: clienttest.RowRange(20, 29), Head: 1},
 	}
-	start := initParams(m, 4)
-	cfg := Config{Seed: 5, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.1}} // no weight decay
+	start := clienttest.InitParams(m, 4)
+	cfg := client.Config{Seed: 5, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.1}} // no weight decay
 	got := slices.Clone(start)
-	_, steps := NewTrainer(m, cfg.BatchSize).Train(got, segs, cfg, nil, 1, 1)
+	_, steps := client.NewTrainer(m, cfg.BatchSize).Train(got, segs, cfg, nil, 1, 1)
 	// Batches never straddle segments: ceil(9/4) + ceil(9/4) = 6 per
 	// epoch, where mixing the 18 rows would give ceil(18/4) = 5.
 	if want := 2 * 6; steps != want {
@@ -535,7 +537,7 @@ func TestTrainSegmentsUseTheirHeads(t *testing.T) {
 	}
 	for h := 0; h < 3; h++ {
 		off, n := m.HeadRange(h)
-		changed := maxAbsDiff(got[off:off+n], start[off:off+n]) != 0
+		changed := clienttest.MaxAbsDiff(got[off:off+n], start[off:off+n]) != 0
 		if want := h < 2; changed != want {
 			t.Errorf("head %d changed: got %v, want %v", h, changed, want)
 		}
@@ -546,10 +548,10 @@ func TestTrainSegmentsUseTheirHeads(t *testing.T) {
 	// 0 and nothing of head 1, and vice versa.
 	for si, seg := range segs {
 		p := slices.Clone(start)
-		NewTrainer(m, cfg.BatchSize).Train(p, []Segment{seg}, cfg, nil, 1, 1)
+		client.NewTrainer(m, cfg.BatchSize).Train(p, []client.Segment{seg}, cfg, nil, 1, 1)
 		for h := 0; h < 3; h++ {
 			off, n := m.HeadRange(h)
-			changed := maxAbsDiff(p[off:off+n], start[off:off+n]) != 0
+			changed := clienttest.MaxAbsDiff(p[off:off+n], start[off:off+n]) != 0
 			if want := h == seg.Head; changed != want {
 				t.Errorf("segment %d alone: head %d changed: got %v, want %v", si, h, changed, want)
 			}
@@ -558,12 +560,12 @@ func TestTrainSegmentsUseTheirHeads(t *testing.T) {
 }
 
 func TestTrainLossDecreases(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 200, 0.5)
-	segs := []Segment{{View: data.View{Base: d}, Rows: rowRange(0, 200)}}
-	cfg := Config{Seed: 1, Epochs: 1, BatchSize: 10, SGD: nn.SGD{LR: 0.1}}
-	p := initParams(m, 2)
-	tr := NewTrainer(m, cfg.BatchSize)
+	m := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 200, 0.5)
+	segs := []client.Segment{{View: data.View{Base: d}, Rows: clienttest.RowRange(0, 200)}}
+	cfg := client.Config{Seed: 1, Epochs: 1, BatchSize: 10, SGD: nn.SGD{LR: 0.1}}
+	p := clienttest.InitParams(m, 2)
+	tr := client.NewTrainer(m, cfg.BatchSize)
 	var losses []float64
 	for e := 0; e < 8; e++ {
 		loss, _ := tr.Train(p, segs, cfg, nil, 0, e)
@@ -579,10 +581,10 @@ func TestTrainLossDecreases(t *testing.T) {
 	}
 	// More epochs in one call also reduce the full-data loss.
 	ws := m.NewWorkspace(200)
-	x := make([]float32, 200*testIn)
+	x := make([]float32, 200*clienttest.In)
 	y := make([]int32, 200)
 	segs[0].View.Gather(x, y, segs[0].Rows)
-	q := initParams(m, 2)
+	q := clienttest.InitParams(m, 2)
 	before := ceLoss64(ws, q, x, y, 200, 0)
 	cfg.Epochs = 5
 	tr.Train(q, segs, cfg, nil, 0, 0)
@@ -592,33 +594,33 @@ func TestTrainLossDecreases(t *testing.T) {
 }
 
 func TestTrainMomentumResetsBetweenCalls(t *testing.T) {
-	m := testModel(t, 1, false)
-	d := testDataset(t, 40, 1)
-	segs := []Segment{{View: data.View{Base: d}, Rows: rowRange(0, 20)}}
-	cfg := Config{Seed: 1, Epochs: 1, BatchSize: 5, SGD: nn.SGD{LR: 0.05, Momentum: 0.9}}
-	start := initParams(m, 1)
-	tr := NewTrainer(m, 5)
+	m := clienttest.Model(t, 1, false)
+	d := clienttest.Dataset(t, 40, 1)
+	segs := []client.Segment{{View: data.View{Base: d}, Rows: clienttest.RowRange(0, 20)}}
+	cfg := client.Config{Seed: 1, Epochs: 1, BatchSize: 5, SGD: nn.SGD{LR: 0.05, Momentum: 0.9}}
+	start := clienttest.InitParams(m, 1)
+	tr := client.NewTrainer(m, 5)
 	a := slices.Clone(start)
 	tr.Train(a, segs, cfg, nil, 0, 0)
 	b := slices.Clone(start)
 	tr.Train(b, segs, cfg, nil, 0, 0) // velocity must start at zero again
-	if diff := maxAbsDiff(a, b); diff != 0 {
+	if diff := clienttest.MaxAbsDiff(a, b); diff != 0 {
 		t.Errorf("second call with momentum: max |diff| = %v, want 0", diff)
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := testTrainConfig()
+	ok := clienttest.TrainConfig()
 	tests := []struct {
 		name    string
-		edit    func(*Config)
+		edit    func(*client.Config)
 		wantErr bool
 	}{
-		{"ok", func(*Config) {}, false},
-		{"epochs0", func(c *Config) { c.Epochs = 0 }, true},
-		{"batch0", func(c *Config) { c.BatchSize = 0 }, true},
-		{"lr0", func(c *Config) { c.SGD.LR = 0 }, true},
-		{"lrNaN", func(c *Config) { c.SGD.LR = float32(math.NaN()) }, true},
+		{"ok", func(*client.Config) {}, false},
+		{"epochs0", func(c *client.Config) { c.Epochs = 0 }, true},
+		{"batch0", func(c *client.Config) { c.BatchSize = 0 }, true},
+		{"lr0", func(c *client.Config) { c.SGD.LR = 0 }, true},
+		{"lrNaN", func(c *client.Config) { c.SGD.LR = float32(math.NaN()) }, true},
 	}
 	for _, tc := range tests {
 		c := ok
@@ -631,35 +633,35 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestTrainAllocatesNothingWhenWarm(t *testing.T) {
-	m := testModel(t, 2, true)
-	d := testDataset(t, 60, 1)
-	segs := []Segment{
-		{View: data.View{Base: d}, Rows: rowRange(0, 23), Head: 0},
-		{View: permutedView(d, 1), Rows: rowRange(23, 40), Head: 1},
+	m := clienttest.Model(t, 2, true)
+	d := clienttest.Dataset(t, 60, 1)
+	segs := []client.Segment{
+		{View: data.View{Base: d}, Rows: clienttest.RowRange(0, 23), Head: 0},
+		{View: clienttest.PermutedView(d, 1), Rows: clienttest.RowRange(23, 40), Head: 1},
 	}
-	other := initParams(m, 2)
+	other := clienttest.InitParams(m, 2)
 	ones := make([]float32, len(other))
 	for i := range ones {
 		ones[i] = 1
 	}
 	tests := []struct {
 		name string
-		ex   *Extras
+		ex   *client.Extras
 		bug  string
 	}{
 		{"plain", nil, ""},
-		{"fedprox", &Extras{Mu: 0.1, Global: other}, ""},
-		{"quadratic", &Extras{Lambda: 0.1, U: ones, V: other}, ""},
-		{"distill", &Extras{Teacher: other, Alpha: 1, Temp: 2}, ""},
+		{"fedprox", &client.Extras{Mu: 0.1, Global: other}, ""},
+		{"quadratic", &client.Extras{Lambda: 0.1, U: ones, V: other}, ""},
+		{"distill", &client.Extras{Teacher: other, Alpha: 1, Temp: 2}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.bug != "" {
 				t.Skip(tc.bug)
 			}
-			cfg := testTrainConfig()
-			tr := NewTrainer(m, cfg.BatchSize)
-			p := initParams(m, 1)
+			cfg := clienttest.TrainConfig()
+			tr := client.NewTrainer(m, cfg.BatchSize)
+			p := clienttest.InitParams(m, 1)
 			tr.Train(p, segs, cfg, tc.ex, 0, 0) // warm-up: sizes the buffers
 			if a := testing.AllocsPerRun(5, func() { tr.Train(p, segs, cfg, tc.ex, 0, 1) }); a != 0 {
 				t.Errorf("Train: got %v allocations per call, want 0", a)
@@ -669,12 +671,12 @@ func TestTrainAllocatesNothingWhenWarm(t *testing.T) {
 }
 
 func BenchmarkTrain(b *testing.B) {
-	m := testModel(b, 1, true)
-	d := testDataset(b, 512, 1)
-	segs := []Segment{{View: data.View{Base: d}, Rows: rowRange(0, 512)}}
-	cfg := Config{Seed: 1, Epochs: 1, BatchSize: 32, SGD: nn.SGD{LR: 0.01}}
-	tr := NewTrainer(m, cfg.BatchSize)
-	p := initParams(m, 1)
+	m := clienttest.Model(b, 1, true)
+	d := clienttest.Dataset(b, 512, 1)
+	segs := []client.Segment{{View: data.View{Base: d}, Rows: clienttest.RowRange(0, 512)}}
+	cfg := client.Config{Seed: 1, Epochs: 1, BatchSize: 32, SGD: nn.SGD{LR: 0.01}}
+	tr := client.NewTrainer(m, cfg.BatchSize)
+	p := clienttest.InitParams(m, 1)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {

@@ -13,8 +13,9 @@ import (
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
-	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
 // Tolerances.
@@ -68,10 +69,10 @@ func srvWithSketches(u *transport.Message, layers []nn.ParamView, over int, rati
 // srvMeanDelta is the uniform mean of the honest deltas of the selected
 // clients of broadcast m, in float64.
 func srvMeanDelta(m *transport.Message) []float64 {
-	g := srvParamsOf(m)
+	g := servertest.ParamsOf(m)
 	out := make([]float64, len(g))
 	for _, c := range m.Clients {
-		for i, v := range srvHonestDelta(c, m.Round, g) {
+		for i, v := range servertest.HonestDelta(c, m.Round, g) {
 			out[i] += float64(v) / float64(len(m.Clients))
 		}
 	}
@@ -88,7 +89,7 @@ func TestFOTThroughServer(t *testing.T) {
 
 func srvTestFOT(t *testing.T, heads int) {
 	const T, R, over = 2, 2, 1
-	m := srvModel(t, heads)
+	m := servertest.Model(t, heads)
 	layers := protocol.Projected(m)
 	wantLayers := 2
 	if heads > 1 {
@@ -97,11 +98,11 @@ func srvTestFOT(t *testing.T, heads int) {
 	if len(layers) != wantLayers {
 		t.Fatalf("Projected: got %d layers, want %d", len(layers), wantLayers)
 	}
-	bus := newSrvBus()
+	bus := transporttest.NewBus()
 	wantRejected := 0
-	f := newSrvFed(bus, func(rm *transport.Message) []*transport.Message {
+	f := servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 		if rm.Flags&protocol.FlagSketch == 0 {
-			return srvHonestRespond(rm)
+			return servertest.HonestRespond(rm)
 		}
 		ratio := 1.0
 		if rm.Task > 0 {
@@ -109,7 +110,7 @@ func srvTestFOT(t *testing.T, heads int) {
 		}
 		c0 := rm.Clients[0]
 		bad := func(edit func(u *transport.Message)) *transport.Message {
-			u := srvWithSketches(srvHonestUpdate(rm, c0), layers, over, ratio)
+			u := srvWithSketches(servertest.HonestUpdate(rm, c0), layers, over, ratio)
 			for i := range u.Tensors[0].Data {
 				u.Tensors[0].Data[i] = 1000
 			}
@@ -130,39 +131,25 @@ func srvTestFOT(t *testing.T, heads int) {
 		}
 		wantRejected += len(out)
 		for _, c := range rm.Clients {
-			out = append(out, srvWithSketches(srvHonestUpdate(rm, c), layers, over, ratio))
+			out = append(out, srvWithSketches(servertest.HonestUpdate(rm, c), layers, over, ratio))
 		}
 		return out
 	})
-	cfg := srvBaseConfig(T, R)
+	cfg := servertest.Config(T, R)
 	// The old FOTConfig{Epsilon: 0.9, Criterion: "fot", Oversample: 1},
 	// built through the registry as the simulator does.
 	method, rule := srvRule(t, "fot", map[string]any{"epsilon": srvFOTEpsilon, "eps_inc": 0.0, "criterion": "fot", "oversample": over},
-		methods.Env{Model: m, Seed: srvSeed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR})
+		methods.Env{Model: m, Seed: servertest.Seed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR})
 	cfg.Rule, cfg.LoRA = rule, method.Info().LoRA
-	s, err := server.New(cfg, m, srvEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := srvInitParams(m, 5)
-	params := slices.Clone(init)
-	rec, err := s.Run(srvTestContext(t), params)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	_, params, rec := servertest.Run(t, cfg, m, bus, 5)
 	if rec.RejectedUpdates != wantRejected {
 		t.Errorf("RejectedUpdates: got %d, want %d (bad sketch-round updates)", rec.RejectedUpdates, wantRejected)
 	}
-	bc := f.broadcasts()
+	bc := f.Broadcasts()
 	if len(bc) != T*R {
 		t.Fatalf("got %d broadcasts, want %d", len(bc), T*R)
 	}
-	after := func(r int) []float32 {
-		if r == T*R-1 {
-			return params
-		}
-		return srvParamsOf(bc[r+1])
-	}
+	after := func(r int) []float32 { return servertest.ParamsAfter(bc, params, r) }
 	for r, b := range bc {
 		last := r%R == R-1
 		if got := b.Flags&protocol.FlagSketch != 0; got != last {
@@ -261,7 +248,7 @@ func srvTestFOT(t *testing.T, heads int) {
 	}
 	fraction := make([]float64, len(layers))
 	for r, b := range bc {
-		before, aft := srvParamsOf(b), after(r)
+		before, aft := servertest.ParamsOf(b), after(r)
 		d := srvMeanDelta(b)
 		isProj := make([]bool, len(d))
 		if b.Task > 0 {
@@ -346,8 +333,8 @@ func TestFOTServerRefusesInvalidOptions(t *testing.T) {
 	if !ok {
 		t.Fatal("fot is not registered")
 	}
-	m := srvModel(t, 1)
-	env := methods.Env{Model: m, Seed: srvSeed, ServerLR: 1, FOT: methods.DefaultFOT()}
+	m := servertest.Model(t, 1)
+	env := methods.Env{Model: m, Seed: servertest.Seed, ServerLR: 1, FOT: methods.DefaultFOT()}
 	cases := []struct {
 		name    string
 		written map[string]any

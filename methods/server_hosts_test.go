@@ -13,7 +13,9 @@ import (
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
 // Tests that run the server against real client.Hosts.
@@ -30,10 +32,10 @@ func (s *srvHostShards) Shard(task, c int) []client.Segment {
 
 // newSrvHostShards deals clients unequal runs of rows: client c gets 10+2c.
 func newSrvHostShards(tasks, clients int) *srvHostShards {
-	train, _ := srvData(400, 8)
+	train, _ := servertest.Data(400, 8)
 	s := &srvHostShards{}
 	for t := 0; t < tasks; t++ {
-		s.views = append(s.views, srvPermutedView(train, uint64(t)))
+		s.views = append(s.views, servertest.PermutedView(train, uint64(t)))
 	}
 	off := 0
 	for c := 0; c < clients; c++ {
@@ -49,7 +51,7 @@ func newSrvHostShards(tasks, clients int) *srvHostShards {
 }
 
 func srvHostTrainConfig() client.Config {
-	return client.Config{Seed: srvSeed, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.05}}
+	return client.Config{Seed: servertest.Seed, Epochs: 2, BatchSize: 4, SGD: nn.SGD{LR: 0.05}}
 }
 
 // srvStartHosts starts one Host per range over its own transport, each
@@ -60,7 +62,7 @@ func srvStartHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client
 	t.Helper()
 	var hosts []*client.Host
 	for i, r := range ranges {
-		b, err := method.Client(opts, methods.Env{Model: m, Seed: srvSeed, BatchSize: srvHostTrainConfig().BatchSize, FOT: methods.DefaultFOT()})
+		b, err := method.Client(opts, methods.Env{Model: m, Seed: servertest.Seed, BatchSize: srvHostTrainConfig().BatchSize, FOT: methods.DefaultFOT()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +85,7 @@ func srvStartHosts(t *testing.T, ctx context.Context, m *nn.Model, shards client
 			select {
 			case err := <-done:
 				errs = append(errs, err)
-			case <-time.After(srvRunTimeout):
+			case <-time.After(servertest.RunTimeout):
 				t.Fatal("a host did not stop after the server's Stop")
 			}
 		}
@@ -106,10 +108,10 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 		return c
 	}
 	const T, R = 2, 2
-	m := srvModel(t, 1)
+	m := servertest.Model(t, 1)
 	shards := newSrvHostShards(T, 4)
 	subj := transport.SubjectsFor("server-nats-test")
-	ctx, cancel := context.WithTimeout(context.Background(), srvRunTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), servertest.RunTimeout)
 	defer cancel()
 	fedavg, ok := methods.Lookup("fedavg")
 	if !ok {
@@ -122,17 +124,17 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 	wait := srvStartHosts(t, ctx, m, shards, fedavg, opts, subj, [][2]int{{0, 2}, {2, 4}},
 		[]client.Transport{conn("host-a"), conn("host-b")})
 
-	cfg := server.Config{Subjects: subj, Seed: srvSeed, Tasks: T, RoundsPerTask: R, Clients: 4, ClientsPerRound: 3,
+	cfg := server.Config{Subjects: subj, Seed: servertest.Seed, Tasks: T, RoundsPerTask: R, Clients: 4, ClientsPerRound: 3,
 		Weighting: aggregator.Samples, ServerLR: 1}
 	// FedAvg has no server rule.
-	if rule, err := fedavg.Server(opts, methods.Env{Model: m, Seed: srvSeed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR}); rule != nil || err != nil {
+	if rule, err := fedavg.Server(opts, methods.Env{Model: m, Seed: servertest.Seed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR}); rule != nil || err != nil {
 		t.Fatalf("fedavg: Server = (%v, %v), want no rule", rule, err)
 	}
-	s, err := server.New(cfg, m, srvEvaluator(m, T), conn("server"))
+	s, err := server.New(cfg, m, servertest.Evaluator(m, T), conn("server"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	init := srvInitParams(m, 8)
+	init := servertest.InitParams(m, 8)
 	params := slices.Clone(init)
 	rec, err := s.Run(ctx, params)
 	if err != nil {
@@ -161,12 +163,12 @@ func TestServerWithHostsOverEmbeddedNATS(t *testing.T) {
 			deltas = append(deltas, d)
 			ns = append(ns, int64(len(segs[0].Rows)))
 		}
-		want = srvMeanApply(want, deltas, ns, true, 1)
+		want = servertest.MeanApply(want, deltas, ns, true, 1)
 	}
-	if d := srvMaxAbsDiff(params, want); d > srvParamTol {
-		t.Errorf("final params: max |got - Trainer replay| = %v, want <= %v", d, srvParamTol)
+	if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
+		t.Errorf("final params: max |got - Trainer replay| = %v, want <= %v", d, servertest.ParamTol)
 	}
-	if d := srvMaxAbsDiff(params, init); d < 1e-3 {
+	if d := servertest.MaxAbsDiff(params, init); d < 1e-3 {
 		t.Errorf("params moved only %v", d)
 	}
 	if rec.Rounds != T*R || rec.RejectedUpdates != 0 || rec.LateUpdates != 0 || rec.BytesUp <= 0 || rec.BytesDown <= 0 {
@@ -193,32 +195,32 @@ func TestFedCurvOwnTermWhenAnUpdateIsLost(t *testing.T) {
 // update of the Fisher round never arrives.
 func srvTestFedCurvOwnTerm(t *testing.T, lose bool) {
 	const T, R, lambda = 2, 1, 50
-	m := srvModel(t, 1)
+	m := servertest.Model(t, 1)
 	shards := newSrvHostShards(T, 3)
-	bus := newSrvBus()
+	bus := transporttest.NewBus()
 	if lose {
 		bus.Drop = func(subject string, msg *transport.Message) bool {
-			return subject == srvSubjects.Update && msg.Round == 0 && msg.Client == 2
+			return subject == servertest.Subjects.Update && msg.Round == 0 && msg.Client == 2
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), srvRunTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), servertest.RunTimeout)
 	defer cancel()
 	// The old client.Method{Name: "fedcurv", Lambda: lambda} (Fisher on
 	// all samples) and server PenaltyConfig{Kind: "fedcurv"}.
 	written := map[string]any{"lambda": float64(lambda), "fisher_samples": 0}
-	fedcurv, rule := srvRule(t, "fedcurv", written, methods.Env{Model: m, Seed: srvSeed, ServerLR: 1})
+	fedcurv, rule := srvRule(t, "fedcurv", written, methods.Env{Model: m, Seed: servertest.Seed, ServerLR: 1})
 	opts, err := fedcurv.Resolve(nil, written)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait := srvStartHosts(t, ctx, m, shards, fedcurv, opts, srvSubjects, [][2]int{{0, 3}}, []client.Transport{bus})
-	cfg := server.Config{Subjects: srvSubjects, Seed: srvSeed, Tasks: T, RoundsPerTask: R, Clients: 3, ClientsPerRound: 3,
+	wait := srvStartHosts(t, ctx, m, shards, fedcurv, opts, servertest.Subjects, [][2]int{{0, 3}}, []client.Transport{bus})
+	cfg := server.Config{Subjects: servertest.Subjects, Seed: servertest.Seed, Tasks: T, RoundsPerTask: R, Clients: 3, ClientsPerRound: 3,
 		ServerLR: 1, Deadline: 200 * time.Millisecond, Rule: rule, LoRA: fedcurv.Info().LoRA}
-	s, err := server.New(cfg, m, srvEvaluator(m, T), bus)
+	s, err := server.New(cfg, m, servertest.Evaluator(m, T), bus)
 	if err != nil {
 		t.Fatal(err)
 	}
-	params := srvInitParams(m, 9)
+	params := servertest.InitParams(m, 9)
 	if _, err := s.Run(ctx, params); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -226,23 +228,23 @@ func srvTestFedCurvOwnTerm(t *testing.T, lose bool) {
 
 	var round1 *transport.Message
 	ups := map[[2]int32]*transport.Message{}
-	for _, x := range bus.Sent(srvSubjects.Update) {
+	for _, x := range bus.Sent(servertest.Subjects.Update) {
 		ups[[2]int32{x.Msg.Round, x.Msg.Client}] = x.Msg
 	}
-	for _, x := range bus.Sent(srvSubjects.Round) {
+	for _, x := range bus.Sent(servertest.Subjects.Round) {
 		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 1 {
 			round1 = x.Msg
 		}
 	}
 	var round0 *transport.Message
-	for _, x := range bus.Sent(srvSubjects.Round) {
+	for _, x := range bus.Sent(servertest.Subjects.Round) {
 		if x.Msg.Kind == transport.KindRound && x.Msg.Round == 0 {
 			round0 = x.Msg
 		}
 	}
 	u := round1.Tensor(protocol.TensorQuadU).Data
 	v := round1.Tensor(protocol.TensorQuadV).Data
-	g0, g1 := srvParamsOf(round0), srvParamsOf(round1)
+	g0, g1 := servertest.ParamsOf(round0), servertest.ParamsOf(round1)
 	for c := int32(0); c < 3; c++ {
 		// What the client must train with: the server's sums minus exactly
 		// the share of its own term that the server added (1/K with K the
@@ -269,7 +271,7 @@ func srvTestFedCurvOwnTerm(t *testing.T, lose bool) {
 		client.NewTrainer(m, 4).Train(plain, shards.Shard(1, int(c)), srvHostTrainConfig(),
 			&client.Extras{Lambda: lambda, U: u, V: v}, int(c), 1)
 		if !lose || c != 2 {
-			if d := srvMaxAbsDiff(plain, local); d < 1e-4 {
+			if d := servertest.MaxAbsDiff(plain, local); d < 1e-4 {
 				t.Errorf("client %d: removing the own term moves the model by only %v; the test cannot see it", c, d)
 			}
 		}

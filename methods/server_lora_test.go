@@ -11,6 +11,7 @@ import (
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 )
 
 // Tolerances of the LoRA aggregation tests.
@@ -305,7 +306,7 @@ func TestLoRAServerValidate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		plain := srvModel(t, 1)
+		plain := servertest.Model(t, 1)
 		if _, err := m.Server(opts, methods.Env{Model: plain, Seed: 5, ServerLR: 1, FOT: methods.DefaultFOT()}); !errors.Is(err, methods.ErrOptions) {
 			t.Errorf("%s on a model without adapters: Server error %v, want one wrapping ErrOptions", name, err)
 		}

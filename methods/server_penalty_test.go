@@ -9,8 +9,9 @@ import (
 	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
-	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
 // srvQuadTol is the relative tolerance of the broadcast U and V (float32
@@ -42,71 +43,56 @@ func TestPenaltyThroughServer(t *testing.T) {
 
 func srvTestPenalty(t *testing.T, kind string) {
 	const T, R = 3, 2
-	m := srvModel(t, 1)
+	m := servertest.Model(t, 1)
 	np := m.NumParams()
-	bus := newSrvBus()
+	bus := transporttest.NewBus()
 	wantRejected := 0
-	f := newSrvFed(bus, func(rm *transport.Message) []*transport.Message {
+	f := servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 		if rm.Flags&protocol.FlagFisher == 0 {
-			return srvHonestRespond(rm)
+			return servertest.HonestRespond(rm)
 		}
 		// Invalid Fisher updates first: a negative entry, a missing
 		// Fisher, a short one. None may enter U, V or the params.
-		neg := srvWithFisher(srvHonestUpdate(rm, rm.Clients[0]))
+		neg := srvWithFisher(servertest.HonestUpdate(rm, rm.Clients[0]))
 		neg.Tensors[1].Data[3] = -1e-3
 		for i := range neg.Tensors[0].Data {
 			neg.Tensors[0].Data[i] = 1000
 		}
-		missing := srvHonestUpdate(rm, rm.Clients[1])
+		missing := servertest.HonestUpdate(rm, rm.Clients[1])
 		for i := range missing.Tensors[0].Data {
 			missing.Tensors[0].Data[i] = 1000
 		}
-		short := srvWithFisher(srvHonestUpdate(rm, rm.Clients[2]))
+		short := srvWithFisher(servertest.HonestUpdate(rm, rm.Clients[2]))
 		short.Tensors[1].Data = short.Tensors[1].Data[:np-1]
 		short.Tensors[1].Cols = np - 1
 		out := []*transport.Message{neg, missing, short}
 		wantRejected += len(out)
 		for _, c := range rm.Clients {
-			out = append(out, srvWithFisher(srvHonestUpdate(rm, c)))
+			out = append(out, srvWithFisher(servertest.HonestUpdate(rm, c)))
 		}
 		return out
 	})
-	cfg := srvBaseConfig(T, R)
+	cfg := servertest.Config(T, R)
 	// The old PenaltyConfig{Kind: kind}, built through the registry.
-	method, rule := srvRule(t, kind, nil, methods.Env{Model: m, Seed: srvSeed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR})
+	method, rule := srvRule(t, kind, nil, methods.Env{Model: m, Seed: servertest.Seed, Weighting: cfg.Weighting, ServerLR: cfg.ServerLR})
 	cfg.Rule, cfg.LoRA = rule, method.Info().LoRA
-	s, err := server.New(cfg, m, srvEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := srvInitParams(m, 6)
-	params := slices.Clone(init)
-	rec, err := s.Run(srvTestContext(t), params)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	init, params, rec := servertest.Run(t, cfg, m, bus, 6)
 	if rec.RejectedUpdates != wantRejected {
 		t.Errorf("RejectedUpdates: got %d, want %d", rec.RejectedUpdates, wantRejected)
 	}
-	bc := f.broadcasts()
+	bc := f.Broadcasts()
 	if len(bc) != T*R {
 		t.Fatalf("got %d broadcasts, want %d", len(bc), T*R)
 	}
 	// The params follow plain FedAvg of the valid updates.
 	want := slices.Clone(init)
 	for _, b := range bc {
-		if d := srvMaxAbsDiff(srvParamsOf(b), want); d > srvParamTol {
+		if d := servertest.MaxAbsDiff(servertest.ParamsOf(b), want); d > servertest.ParamTol {
 			t.Errorf("round %d: broadcast params differ from the replay by %v", b.Round, d)
 		}
-		var deltas [][]float32
-		var ns []int64
-		for _, c := range b.Clients {
-			deltas = append(deltas, srvHonestDelta(c, b.Round, srvParamsOf(b)))
-			ns = append(ns, srvHonestN(c))
-		}
-		want = srvMeanApply(want, deltas, ns, false, 1)
+		want = servertest.HonestMeanApply(want, b.Clients, b.Round, servertest.ParamsOf(b), false, 1)
 	}
-	if d := srvMaxAbsDiff(params, want); d > srvParamTol {
+	if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
 		t.Errorf("final params differ from the replay by %v", d)
 	}
 
@@ -155,24 +141,24 @@ func srvTestPenalty(t *testing.T, kind string) {
 		}
 		// Add this task's terms from its last round.
 		lastRound := bc[(task+1)*R-1]
-		before := srvParamsOf(lastRound)
+		before := servertest.ParamsOf(lastRound)
 		var afterTask []float32
 		if task+1 < T {
-			afterTask = srvParamsOf(bc[(task+1)*R])
+			afterTask = servertest.ParamsOf(bc[(task+1)*R])
 		} else {
 			afterTask = params
 		}
 		var total float64
 		for _, c := range lastRound.Clients {
-			total += float64(srvHonestN(c))
+			total += float64(servertest.HonestN(c))
 		}
 		for _, c := range lastRound.Clients {
 			fk := srvFakeFisher(c, lastRound.Round, np)
-			dk := srvHonestDelta(c, lastRound.Round, before)
+			dk := servertest.HonestDelta(c, lastRound.Round, before)
 			for i := range fk {
 				switch kind {
 				case "ewc": // sample-weighted mean Fisher, anchored at the global model after the task
-					w := float64(srvHonestN(c)) / total * float64(fk[i])
+					w := float64(servertest.HonestN(c)) / total * float64(fk[i])
 					u64[i] += w
 					v64[i] += w * float64(afterTask[i])
 				case "fedcurv": // mean over clients of F_k and F_k (before + delta_k)
@@ -193,9 +179,9 @@ func TestPenaltyMethodsAndFOTDoNotCombine(t *testing.T) {
 	if _, ok := methods.Lookup("si"); ok {
 		t.Error(`a penalty method "si" is registered`)
 	}
-	m := srvModel(t, 1)
+	m := servertest.Model(t, 1)
 	for _, kind := range []string{"ewc", "fedcurv"} {
-		_, rule := srvRule(t, kind, map[string]any{"lambda": 10.0}, methods.Env{Model: m, Seed: srvSeed, ServerLR: 1})
+		_, rule := srvRule(t, kind, map[string]any{"lambda": 10.0}, methods.Env{Model: m, Seed: servertest.Seed, ServerLR: 1})
 		if got := rule.Flags(0, true); got != protocol.FlagFisher {
 			t.Errorf("%s: flags of a task's last round %b, want FlagFisher", kind, got)
 		}

@@ -1,4 +1,4 @@
-package server
+package server_test
 
 import (
 	"context"
@@ -10,7 +10,10 @@ import (
 
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
 // The methods' rules are tested through the server in package methods
@@ -30,7 +33,7 @@ type recRule struct {
 
 	mu      sync.Mutex
 	calls   []string
-	applied []Applied // copies
+	applied []server.Applied // copies
 	ends    []recEnd
 }
 
@@ -73,9 +76,9 @@ func (r *recRule) BeforeApply(agg []float32, task int) {
 	}
 }
 
-func (r *recRule) AfterApply(a *Applied) error {
+func (r *recRule) AfterApply(a *server.Applied) error {
 	r.log("after")
-	c := Applied{Round: a.Round, Params: slices.Clone(a.Params), Before: slices.Clone(a.Before), Ups: slices.Clone(a.Ups), Agg: slices.Clone(a.Agg)}
+	c := server.Applied{Round: a.Round, Params: slices.Clone(a.Params), Before: slices.Clone(a.Before), Ups: slices.Clone(a.Ups), Agg: slices.Clone(a.Agg)}
 	r.mu.Lock()
 	r.applied = append(r.applied, c)
 	r.mu.Unlock()
@@ -91,12 +94,13 @@ func (r *recRule) EndTask(got []*transport.Message, before, after []float32, tas
 	return nil
 }
 
-// ruleRespond answers like honestRespond, after one update that the rule
-// rejects (from the first selected client, which then answers honestly).
+// ruleRespond answers like servertest.HonestRespond, after one update that
+// the rule rejects (from the first selected client, which then answers
+// honestly).
 func ruleRespond(m *transport.Message) []*transport.Message {
-	bad := honestUpdate(m, m.Clients[0])
+	bad := servertest.HonestUpdate(m, m.Clients[0])
 	bad.Scalars = append(bad.Scalars, transport.Scalar{Name: ruleBad, Value: 1})
-	return append([]*transport.Message{bad}, honestRespond(m)...)
+	return append([]*transport.Message{bad}, servertest.HonestRespond(m)...)
 }
 
 // ruleRound is the calls of one round of 3 selected clients and the
@@ -107,22 +111,13 @@ func ruleRound(more ...string) []string {
 
 func TestRuleHooks(t *testing.T) {
 	const T, R, K = 2, 2, 3
-	m := testModel(t, 1)
-	bus := newFakeBus()
-	f := newFed(bus, ruleRespond)
+	m := servertest.Model(t, 1)
+	bus := transporttest.NewBus()
+	f := servertest.NewFed(bus, ruleRespond)
 	rule := &recRule{}
-	cfg := baseConfig(T, R)
+	cfg := servertest.Config(T, R)
 	cfg.Rule = rule
-	s, err := New(cfg, m, testEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := initParams(m, 11)
-	params := slices.Clone(init)
-	rec, err := s.Run(testContext(t), params)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	init, params, rec := servertest.Run(t, cfg, m, bus, 11)
 	var want []string
 	for r := 0; r < T*R; r++ {
 		if r%R == R-1 {
@@ -137,16 +132,11 @@ func TestRuleHooks(t *testing.T) {
 	if rec.RejectedUpdates != T*R {
 		t.Errorf("RejectedUpdates: got %d, want %d (one per round, by Check)", rec.RejectedUpdates, T*R)
 	}
-	bc := f.broadcasts()
+	bc := f.Broadcasts()
 	if len(bc) != T*R {
 		t.Fatalf("got %d broadcasts, want %d", len(bc), T*R)
 	}
-	after := func(r int) []float32 {
-		if r == T*R-1 {
-			return params
-		}
-		return paramsOf(bc[r+1])
-	}
+	after := func(r int) []float32 { return servertest.ParamsAfter(bc, params, r) }
 	// Every round applies the halved mean of the valid updates.
 	replay := slices.Clone(init)
 	for r, b := range bc {
@@ -157,28 +147,22 @@ func TestRuleHooks(t *testing.T) {
 		if rt := b.Tensor(ruleTensor); rt == nil || len(rt.Data) != 1 || rt.Data[0] != float32(b.Task) {
 			t.Errorf("round %d: rule tensor %v, want [%d]", r, rt, b.Task)
 		}
-		if d := maxAbsDiff(paramsOf(b), replay); d > paramTol {
+		if d := servertest.MaxAbsDiff(servertest.ParamsOf(b), replay); d > servertest.ParamTol {
 			t.Errorf("round %d: broadcast params differ from the replay by %v", r, d)
 		}
-		var deltas [][]float32
-		var ns []int64
-		for _, c := range b.Clients {
-			deltas = append(deltas, honestDelta(c, b.Round, paramsOf(b)))
-			ns = append(ns, honestN(c))
-		}
-		replay = meanApply(replay, deltas, ns, false, 0.5)
+		replay = servertest.HonestMeanApply(replay, b.Clients, b.Round, servertest.ParamsOf(b), false, 0.5)
 
 		a := rule.applied[r]
-		if a.Round != r || !slices.Equal(a.Before, paramsOf(b)) || !slices.Equal(a.Params, after(r)) {
+		if a.Round != r || !slices.Equal(a.Before, servertest.ParamsOf(b)) || !slices.Equal(a.Params, after(r)) {
 			t.Errorf("round %d: AfterApply saw round %d, before/params equal to the broadcasts %v/%v", r, a.Round,
-				slices.Equal(a.Before, paramsOf(b)), slices.Equal(a.Params, after(r)))
+				slices.Equal(a.Before, servertest.ParamsOf(b)), slices.Equal(a.Params, after(r)))
 		}
 		if len(a.Ups) != K {
 			t.Fatalf("round %d: AfterApply saw %d updates, want %d", r, len(a.Ups), K)
 		}
 		for k, u := range a.Ups {
-			if u.Client != int(b.Clients[k]) || u.N != honestN(b.Clients[k]) {
-				t.Errorf("round %d: update %d is client %d n %d, want %d %d", r, k, u.Client, u.N, b.Clients[k], honestN(b.Clients[k]))
+			if u.Client != int(b.Clients[k]) || u.N != servertest.HonestN(b.Clients[k]) {
+				t.Errorf("round %d: update %d is client %d n %d, want %d %d", r, k, u.Client, u.N, b.Clients[k], servertest.HonestN(b.Clients[k]))
 			}
 		}
 		for i := range a.Params {
@@ -187,7 +171,7 @@ func TestRuleHooks(t *testing.T) {
 			}
 		}
 	}
-	if d := maxAbsDiff(params, replay); d > paramTol {
+	if d := servertest.MaxAbsDiff(params, replay); d > servertest.ParamTol {
 		t.Errorf("final params differ from the replay with halved aggregates by %v", d)
 	}
 	if len(rule.ends) != T {
@@ -195,9 +179,9 @@ func TestRuleHooks(t *testing.T) {
 	}
 	for task, e := range rule.ends {
 		r := (task+1)*R - 1
-		if e.task != task || e.got != K || !slices.Equal(e.before, paramsOf(bc[r])) || !slices.Equal(e.after, after(r)) {
+		if e.task != task || e.got != K || !slices.Equal(e.before, servertest.ParamsOf(bc[r])) || !slices.Equal(e.after, after(r)) {
 			t.Errorf("EndTask %d: task %d, %d updates, before/after equal to the last round's %v/%v; want task %d, %d updates",
-				task, e.task, e.got, slices.Equal(e.before, paramsOf(bc[r])), slices.Equal(e.after, after(r)), task, K)
+				task, e.task, e.got, slices.Equal(e.before, servertest.ParamsOf(bc[r])), slices.Equal(e.after, after(r)), task, K)
 		}
 		if got := rec.TasksDetail[task].BasisDims["rule"]; got != task+1 {
 			t.Errorf("task %d: detail basis_dims[rule] = %d, want %d (set by EndTask)", task, got, task+1)
@@ -232,13 +216,13 @@ func TestRuleInPretraining(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testModel(t, 1)
-			bus := newFakeBus()
-			f := newFed(bus, ruleRespond)
+			m := servertest.Model(t, 1)
+			bus := transporttest.NewBus()
+			f := servertest.NewFed(bus, ruleRespond)
 			rule := &recRule{noFlags: tc.noFlags}
-			cfg := baseConfig(T, R)
+			cfg := servertest.Config(T, R)
 			cfg.Rule = rule
-			cfg.Pretrain = &PretrainConfig{Tasks: 1}
+			cfg.Pretrain = &server.PretrainConfig{Tasks: 1}
 			var centralCalls []int
 			if tc.central {
 				cfg.Pretrain.Central = func(_ context.Context, params []float32, task int) (float64, error) {
@@ -249,23 +233,14 @@ func TestRuleInPretraining(t *testing.T) {
 					return 0.7, nil
 				}
 			}
-			s, err := New(cfg, m, testEvaluator(m, T), bus)
-			if err != nil {
-				t.Fatal(err)
-			}
-			init := initParams(m, 12)
-			params := slices.Clone(init)
-			rec, err := s.Run(testContext(t), params)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			init, params, rec := servertest.Run(t, cfg, m, bus, 12)
 			if !slices.Equal(rule.calls, tc.wantCalls) {
 				t.Errorf("calls:\n got %s\nwant %s", strings.Join(rule.calls, " "), strings.Join(tc.wantCalls, " "))
 			}
 			if tc.central && !slices.Equal(centralCalls, []int{0}) {
 				t.Errorf("Central called for tasks %v, want [0]", centralCalls)
 			}
-			bc := f.broadcasts()
+			bc := f.Broadcasts()
 			var flags []uint32
 			for _, b := range bc {
 				flags = append(flags, b.Flags)
@@ -282,22 +257,16 @@ func TestRuleInPretraining(t *testing.T) {
 				}
 			}
 			for r, b := range bc {
-				if d := maxAbsDiff(paramsOf(b), replay); d > paramTol {
+				if d := servertest.MaxAbsDiff(servertest.ParamsOf(b), replay); d > servertest.ParamTol {
 					t.Errorf("broadcast %d: params differ from the replay by %v", r, d)
-				}
-				var deltas [][]float32
-				var ns []int64
-				for _, c := range b.Clients {
-					deltas = append(deltas, honestDelta(c, b.Round, paramsOf(b)))
-					ns = append(ns, honestN(c))
 				}
 				lr := float32(0.5)
 				if b.Flags&protocol.FlagBase != 0 {
 					lr = 1
 				}
-				replay = meanApply(replay, deltas, ns, false, lr)
+				replay = servertest.HonestMeanApply(replay, b.Clients, b.Round, servertest.ParamsOf(b), false, lr)
 			}
-			if d := maxAbsDiff(params, replay); d > paramTol {
+			if d := servertest.MaxAbsDiff(params, replay); d > servertest.ParamTol {
 				t.Errorf("final params differ from the replay by %v", d)
 			}
 			if rec.PretrainTasks != 1 || rec.TasksDetail[0].Rounds != tc.rounds0 {

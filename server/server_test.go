@@ -1,25 +1,47 @@
-package server
+package server_test
 
 import (
 	"context"
 	"errors"
 	"math"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/protocol"
+	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/server/servertest"
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
-// Tolerances.
-const (
-	paramTol   = 1e-6 // max |server params - replayed params|
-	chi2Bound  = 40.0 // chi-square of client counts, 9 degrees of freedom (p < 1e-5)
-	runTimeout = 20 * time.Second
-)
+// chi2Bound bounds the chi-square of client counts, 9 degrees of freedom
+// (p < 1e-5). The replay tolerance and the run timeout are servertest's
+// ParamTol and RunTimeout.
+const chi2Bound = 40.0
+
+var errInjected = errors.New("fake: undecodable message")
+
+// logSink collects Logf lines.
+type logSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logSink) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, format)
+}
+
+func (l *logSink) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.lines)
+}
 
 func TestSample(t *testing.T) {
 	tests := []struct {
@@ -38,9 +60,9 @@ func TestSample(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var distinct int
-			first := Sample(tc.seed, 0, tc.n, tc.k)
+			first := server.Sample(tc.seed, 0, tc.n, tc.k)
 			for round := 0; round < 20; round++ {
-				got := Sample(tc.seed, round, tc.n, tc.k)
+				got := server.Sample(tc.seed, round, tc.n, tc.k)
 				if len(got) != tc.k {
 					t.Fatalf("round %d: got %d ids, want %d", round, len(got), tc.k)
 				}
@@ -52,7 +74,7 @@ func TestSample(t *testing.T) {
 						t.Errorf("round %d: ids %v not strictly increasing", round, got)
 					}
 				}
-				if again := Sample(tc.seed, round, tc.n, tc.k); !slices.Equal(again, got) {
+				if again := server.Sample(tc.seed, round, tc.n, tc.k); !slices.Equal(again, got) {
 					t.Errorf("round %d: got %v then %v, want the same draw", round, got, again)
 				}
 				if round > 0 && !slices.Equal(got, first) {
@@ -67,7 +89,7 @@ func TestSample(t *testing.T) {
 			}
 		})
 	}
-	if slices.Equal(Sample(1, 3, 100, 10), Sample(2, 3, 100, 10)) {
+	if slices.Equal(server.Sample(1, 3, 100, 10), server.Sample(2, 3, 100, 10)) {
 		t.Error("seeds 1 and 2 give the same clients in round 3")
 	}
 }
@@ -77,7 +99,7 @@ func TestSampleUniform(t *testing.T) {
 	counts := make([]float64, n)
 	pairs := map[[2]int32]int{}
 	for r := 0; r < rounds; r++ {
-		s := Sample(9, r, n, k)
+		s := server.Sample(9, r, n, k)
 		for _, id := range s {
 			counts[id]++
 		}
@@ -106,21 +128,21 @@ func TestSamplePanics(t *testing.T) {
 					t.Errorf("Sample(n=%d, k=%d): got no panic, want one", tc.n, tc.k)
 				}
 			}()
-			Sample(1, 0, tc.n, tc.k)
+			server.Sample(1, 0, tc.n, tc.k)
 		}()
 	}
 }
 
 func TestEvaluatorAccuracy(t *testing.T) {
-	m := testModel(t, 2)
-	_, test := testData(8, 53)
-	views := []data.View{permutedView(test, 0), {Base: test, Idx: []int32{5, 9, 11, 2, 40, 41, 42}}}
+	m := servertest.Model(t, 2)
+	_, test := servertest.Data(8, 53)
+	views := []data.View{servertest.PermutedView(test, 0), {Base: test, Idx: []int32{5, 9, 11, 2, 40, 41, 42}}}
 	heads := []int{0, 1}
-	params := initParams(m, 3)
+	params := servertest.InitParams(m, 3)
 	// Direct count, one batch per task.
 	direct := func(v data.View, head int) float64 {
 		n := v.Len()
-		x := make([]float32, n*testIn)
+		x := make([]float32, n*servertest.In)
 		y := make([]int32, n)
 		rows := make([]int32, n)
 		for i := range rows {
@@ -147,7 +169,7 @@ func TestEvaluatorAccuracy(t *testing.T) {
 	}
 	for _, batch := range []int{1, 7, 16, 100} {
 		for _, workers := range []int{1, 2, 5, 32} {
-			e := NewEvaluator(m, views, heads, batch, workers)
+			e := server.NewEvaluator(m, views, heads, batch, workers)
 			if e.Tasks() != 2 {
 				t.Fatalf("Tasks: got %d, want 2", e.Tasks())
 			}
@@ -158,18 +180,9 @@ func TestEvaluatorAccuracy(t *testing.T) {
 			}
 		}
 	}
-	empty := NewEvaluator(m, []data.View{{Base: test, Idx: []int32{}}}, []int{0}, 8, 2)
+	empty := server.NewEvaluator(m, []data.View{{Base: test, Idx: []int32{}}}, []int{0}, 8, 2)
 	if got := empty.Accuracy(params, 0); got != 0 {
 		t.Errorf("empty test set: got %v, want 0", got)
-	}
-}
-
-// baseConfig is a small FedAvg run: T tasks of R rounds, 6 clients, 3 per
-// round.
-func baseConfig(tasks, rounds int) Config {
-	return Config{
-		Subjects: testSubjects, Seed: testSeed, Tasks: tasks, RoundsPerTask: rounds,
-		Clients: 6, ClientsPerRound: 3, Weighting: aggregator.Uniform, ServerLR: 1,
 	}
 }
 
@@ -188,58 +201,42 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 	const T, R = 2, 3
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testModel(t, 1)
-			bus := newFakeBus()
-			f := newFed(bus, honestRespond)
-			cfg := baseConfig(T, R)
+			m := servertest.Model(t, 1)
+			bus := transporttest.NewBus()
+			f := servertest.NewFed(bus, servertest.HonestRespond)
+			cfg := servertest.Config(T, R)
 			cfg.Weighting, cfg.ServerLR, cfg.EvalEvery = tc.w, tc.lr, 2
-			var reports []TaskReport
-			cfg.OnTask = func(r TaskReport) { reports = append(reports, r) }
-			ev := testEvaluator(m, T)
-			s, err := New(cfg, m, ev, bus)
-			if err != nil {
-				t.Fatal(err)
-			}
-			init := initParams(m, 1)
-			params := slices.Clone(init)
-			ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
-			defer cancel()
-			rec, err := s.Run(ctx, params)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			var reports []server.TaskReport
+			cfg.OnTask = func(r server.TaskReport) { reports = append(reports, r) }
+			init, params, rec := servertest.Run(t, cfg, m, bus, 1)
+			// The server's evaluator, built again.
+			ev := servertest.Evaluator(m, T)
 
 			// Replay: what FedAvg must have done.
 			want := slices.Clone(init)
 			var atRound [][]float32 // params broadcast in each round
 			for r := 0; r < T*R; r++ {
 				atRound = append(atRound, slices.Clone(want))
-				sel := Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
-				var deltas [][]float32
-				var ns []int64
-				for _, c := range sel {
-					deltas = append(deltas, honestDelta(c, int32(r), want))
-					ns = append(ns, honestN(c))
-				}
-				want = meanApply(want, deltas, ns, tc.samples, tc.lr)
+				sel := server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
+				want = servertest.HonestMeanApply(want, sel, int32(r), want, tc.samples, tc.lr)
 			}
-			if d := maxAbsDiff(params, want); d > paramTol {
-				t.Errorf("final params: max |got - replay| = %v, want <= %v", d, paramTol)
+			if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
+				t.Errorf("final params: max |got - replay| = %v, want <= %v", d, servertest.ParamTol)
 			}
-			if d := maxAbsDiff(params, init); d < 0.01 {
+			if d := servertest.MaxAbsDiff(params, init); d < 0.01 {
 				t.Errorf("params moved only %v; the replay check is vacuous", d)
 			}
 
-			bc := f.broadcasts()
+			bc := f.Broadcasts()
 			if len(bc) != T*R {
 				t.Fatalf("got %d broadcasts, want %d", len(bc), T*R)
 			}
 			for r, m := range bc {
-				sel := Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
+				sel := server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
 				if int(m.Round) != r || int(m.Task) != r/R || !slices.Equal(m.Clients, sel) {
 					t.Errorf("broadcast %d: got round %d task %d clients %v, want %d %d %v", r, m.Round, m.Task, m.Clients, r, r/R, sel)
 				}
-				if d := maxAbsDiff(paramsOf(m), atRound[r]); d > paramTol {
+				if d := servertest.MaxAbsDiff(servertest.ParamsOf(m), atRound[r]); d > servertest.ParamTol {
 					t.Errorf("broadcast %d: max |params - replay| = %v", r, d)
 				}
 				if m.Flags != 0 || len(m.Tensors) != 1 {
@@ -248,19 +245,9 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 			}
 			// Parameters at the end of task i: the broadcast of the
 			// first round of task i+1, or the final ones.
-			endOf := func(task int) []float32 {
-				if task == T-1 {
-					return params
-				}
-				return paramsOf(bc[(task+1)*R])
-			}
+			endOf := func(task int) []float32 { return servertest.ParamsAfter(bc, params, (task+1)*R-1) }
 			// ...and after round r (0-based).
-			after := func(r int) []float32 {
-				if r == T*R-1 {
-					return params
-				}
-				return paramsOf(bc[r+1])
-			}
+			after := func(r int) []float32 { return servertest.ParamsAfter(bc, params, r) }
 
 			if rec.Rounds != T*R {
 				t.Errorf("Rounds: got %d, want %d", rec.Rounds, T*R)
@@ -304,12 +291,12 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 			// Bytes: every broadcast counts once per selected client; every
 			// accepted update once.
 			var down, up int64
-			for _, s := range bus.Sent(testSubjects.Round) {
+			for _, s := range bus.Sent(servertest.Subjects.Round) {
 				if s.Msg.Kind == transport.KindRound {
 					down += int64(s.Size) * int64(len(s.Msg.Clients))
 				}
 			}
-			for _, s := range bus.Sent(testSubjects.Update) {
+			for _, s := range bus.Sent(servertest.Subjects.Update) {
 				up += int64(s.Size)
 			}
 			if rec.BytesDown != down || down == 0 {
@@ -346,23 +333,16 @@ func TestTrainLossIsMeanOverTaskRounds(t *testing.T) {
 	// What the server computes today: the mean over every accepted update
 	// of the task's rounds, as results.TaskDetail documents.
 	const T, R = 2, 3
-	m := testModel(t, 1)
-	bus := newFakeBus()
-	newFed(bus, honestRespond)
-	s, err := New(baseConfig(T, R), m, testEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec, err := s.Run(testContext(t), initParams(m, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := servertest.Model(t, 1)
+	bus := transporttest.NewBus()
+	servertest.NewFed(bus, servertest.HonestRespond)
+	_, _, rec := servertest.Run(t, servertest.Config(T, R), m, bus, 1)
 	for task := 0; task < T; task++ {
 		var sum float64
 		var n int
 		for r := task * R; r < (task+1)*R; r++ {
-			for _, c := range Sample(testSeed, r, 6, 3) {
-				sum += honestLoss(c, int32(r))
+			for _, c := range server.Sample(servertest.Seed, r, 6, 3) {
+				sum += servertest.HonestLoss(c, int32(r))
 				n++
 			}
 		}
@@ -378,7 +358,7 @@ func TestTrainLossIsMeanOverTaskRounds(t *testing.T) {
 func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, rejected, late int) {
 	sel := m.Clients
 	bad := func(c int32, edit func(u *transport.Message)) {
-		u := honestUpdate(m, c)
+		u := servertest.HonestUpdate(m, c)
 		d := u.Tensors[0].Data
 		for i := range d {
 			d[i] = 1000 // never aggregated, or the params show it
@@ -412,54 +392,42 @@ func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, r
 	bad(sel[1], func(u *transport.Message) { u.Round = m.Round + 1 })
 	late += 2
 	// The valid updates.
-	msgs = append(msgs, honestRespond(m)...)
+	msgs = append(msgs, servertest.HonestRespond(m)...)
 	// Duplicates after the valid ones.
 	bad(sel[0], func(*transport.Message) {})
-	bad(sel[2], func(u *transport.Message) { u.Tensors[0].Data = honestDelta(sel[2], m.Round, paramsOf(m)) })
+	bad(sel[2], func(u *transport.Message) {
+		u.Tensors[0].Data = servertest.HonestDelta(sel[2], m.Round, servertest.ParamsOf(m))
+	})
 	rejected += 2
 	return msgs, rejected, late
 }
 
 func TestRunRejectsInvalidUpdates(t *testing.T) {
 	const T, R = 1, 3
-	m := testModel(t, 1)
+	m := servertest.Model(t, 1)
 	np := m.NumParams()
-	bus := newFakeBus()
+	bus := transporttest.NewBus()
 	var wantRejected, wantLate int
-	newFed(bus, func(rm *transport.Message) []*transport.Message {
+	servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 		// A message the transport could not decode reaches the handler
 		// as err.
-		bus.Inject(testSubjects.Update, errInjected)
+		bus.Inject(servertest.Subjects.Update, errInjected)
 		msgs, rej, late := badUpdates(rm, np)
 		wantRejected += rej + 1
 		wantLate += late
 		return msgs
 	})
 	logs := &logSink{}
-	cfg := baseConfig(T, R)
+	cfg := servertest.Config(T, R)
 	cfg.Logf = logs.logf
-	s, err := New(cfg, m, testEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := initParams(m, 2)
-	params := slices.Clone(init)
-	rec, err := s.Run(testContext(t), params)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	init, params, rec := servertest.Run(t, cfg, m, bus, 2)
 	want := slices.Clone(init)
 	for r := 0; r < T*R; r++ {
-		var deltas [][]float32
-		var ns []int64
-		for _, c := range Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound) {
-			deltas = append(deltas, honestDelta(c, int32(r), want))
-			ns = append(ns, honestN(c))
-		}
-		want = meanApply(want, deltas, ns, false, 1)
+		sel := server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
+		want = servertest.HonestMeanApply(want, sel, int32(r), want, false, 1)
 	}
-	if d := maxAbsDiff(params, want); d > paramTol {
-		t.Errorf("final params: max |got - valid-only replay| = %v, want <= %v", d, paramTol)
+	if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
+		t.Errorf("final params: max |got - valid-only replay| = %v, want <= %v", d, servertest.ParamTol)
 	}
 	if rec.RejectedUpdates != wantRejected {
 		t.Errorf("RejectedUpdates: got %d, want %d", rec.RejectedUpdates, wantRejected)
@@ -471,7 +439,7 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 		t.Errorf("log lines: got %d, want one per rejected or late message (%d)", got, wantRejected+wantLate)
 	}
 	// BytesUp counts only accepted updates: T*R*K of them, all of one size.
-	one := honestUpdate(&transport.Message{Round: 0, Tensors: []transport.Tensor{{Name: protocol.TensorParams, Data: init}}}, 0)
+	one := servertest.HonestUpdate(&transport.Message{Round: 0, Tensors: []transport.Tensor{{Name: protocol.TensorParams, Data: init}}}, 0)
 	up := int64(T*R*cfg.ClientsPerRound) * int64(one.EncodedLen())
 	if rec.BytesUp != up {
 		t.Errorf("BytesUp: got %d, want %d (accepted updates only)", rec.BytesUp, up)
@@ -480,30 +448,30 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 
 func TestRunDeadline(t *testing.T) {
 	const T, R = 1, 2
-	m := testModel(t, 1)
+	m := servertest.Model(t, 1)
 	t.Run("silent-client", func(t *testing.T) {
-		bus := newFakeBus()
+		bus := transporttest.NewBus()
 		silent := func(sel []int32) int32 { return sel[len(sel)-1] }
-		newFed(bus, func(rm *transport.Message) []*transport.Message {
+		servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 			var out []*transport.Message
 			for _, c := range rm.Clients {
 				if c != silent(rm.Clients) {
-					out = append(out, honestUpdate(rm, c))
+					out = append(out, servertest.HonestUpdate(rm, c))
 				}
 			}
 			return out
 		})
-		cfg := baseConfig(T, R)
+		cfg := servertest.Config(T, R)
 		cfg.Deadline = 30 * time.Millisecond
 		cfg.Weighting = aggregator.Samples
-		s, err := New(cfg, m, testEvaluator(m, T), bus)
+		s, err := server.New(cfg, m, servertest.Evaluator(m, T), bus)
 		if err != nil {
 			t.Fatal(err)
 		}
-		init := initParams(m, 3)
+		init := servertest.InitParams(m, 3)
 		params := slices.Clone(init)
 		start := time.Now()
-		rec, err := s.Run(testContext(t), params)
+		rec, err := s.Run(servertest.Context(t), params)
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -515,67 +483,60 @@ func TestRunDeadline(t *testing.T) {
 		}
 		want := slices.Clone(init)
 		for r := 0; r < T*R; r++ {
-			sel := Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
-			var deltas [][]float32
-			var ns []int64
-			for _, c := range sel {
-				if c != silent(sel) {
-					deltas = append(deltas, honestDelta(c, int32(r), want))
-					ns = append(ns, honestN(c))
-				}
-			}
-			want = meanApply(want, deltas, ns, true, 1)
+			sel := server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
+			answered := slices.DeleteFunc(slices.Clone(sel), func(c int32) bool { return c == silent(sel) })
+			want = servertest.HonestMeanApply(want, answered, int32(r), want, true, 1)
 		}
-		if d := maxAbsDiff(params, want); d > paramTol {
-			t.Errorf("final params: max |got - replay without the silent client| = %v, want <= %v", d, paramTol)
+		if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
+			t.Errorf("final params: max |got - replay without the silent client| = %v, want <= %v", d, servertest.ParamTol)
 		}
 	})
 	t.Run("no-updates", func(t *testing.T) {
-		bus := newFakeBus()
-		newFed(bus, func(*transport.Message) []*transport.Message { return nil })
-		cfg := baseConfig(T, R)
+		bus := transporttest.NewBus()
+		servertest.NewFed(bus, func(*transport.Message) []*transport.Message { return nil })
+		cfg := servertest.Config(T, R)
 		cfg.Deadline = 10 * time.Millisecond
-		s, err := New(cfg, m, testEvaluator(m, T), bus)
+		s, err := server.New(cfg, m, servertest.Evaluator(m, T), bus)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.Run(testContext(t), initParams(m, 3))
-		if !errors.Is(err, ErrNoUpdates) {
+		_, err = s.Run(servertest.Context(t), servertest.InitParams(m, 3))
+		if !errors.Is(err, server.ErrNoUpdates) {
 			t.Errorf("Run: got %v, want ErrNoUpdates", err)
 		}
 	})
 	t.Run("only-invalid-updates", func(t *testing.T) {
-		bus := newFakeBus()
-		newFed(bus, func(rm *transport.Message) []*transport.Message {
-			u := honestUpdate(rm, rm.Clients[0])
+		bus := transporttest.NewBus()
+		servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
+			u := servertest.HonestUpdate(rm, rm.Clients[0])
 			u.N = 0
 			return []*transport.Message{u}
 		})
-		cfg := baseConfig(T, R)
+		cfg := servertest.Config(T, R)
 		cfg.Deadline = 10 * time.Millisecond
-		s, err := New(cfg, m, testEvaluator(m, T), bus)
+		s, err := server.New(cfg, m, servertest.Evaluator(m, T), bus)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = s.Run(testContext(t), initParams(m, 3))
-		if !errors.Is(err, ErrNoUpdates) {
+		_, err = s.Run(servertest.Context(t), servertest.InitParams(m, 3))
+		if !errors.Is(err, server.ErrNoUpdates) {
 			t.Errorf("Run: got %v, want ErrNoUpdates", err)
 		}
 	})
 	t.Run("context", func(t *testing.T) {
 		// Without a deadline the server waits for every client, until ctx
 		// ends.
-		bus := newFakeBus()
-		newFed(bus, func(rm *transport.Message) []*transport.Message {
-			return []*transport.Message{honestUpdate(rm, rm.Clients[0])}
+		bus := transporttest.NewBus()
+		servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
+			return []*transport.Message{servertest.HonestUpdate(rm, rm.Clients[0])}
 		})
-		s, err := New(baseConfig(T, R), m, testEvaluator(m, T), bus)
+		s, err := server.New(servertest.Config(T, R), m, servertest.Evaluator(m, T), bus)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
-		_, err = s.Run(ctx, initParams(m, 3))
+		_, err = s.Run(ctx, servertest.InitParams(m, 3))
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Run: got %v, want context.DeadlineExceeded", err)
 		}
@@ -587,14 +548,14 @@ func TestRunLateUpdateAfterDeadline(t *testing.T) {
 	// A client that answers after the round closed is counted late and
 	// not aggregated into the next round.
 	const T, R = 1, 2
-	m := testModel(t, 1)
-	bus := newFakeBus()
+	m := servertest.Model(t, 1)
+	bus := transporttest.NewBus()
 	var held []*transport.Message
-	newFed(bus, func(rm *transport.Message) []*transport.Message {
+	servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 		out := slices.Clone(held) // last round's held-back update arrives now
 		held = nil
 		for i, c := range rm.Clients {
-			u := honestUpdate(rm, c)
+			u := servertest.HonestUpdate(rm, c)
 			if i == 0 {
 				held = append(held, u)
 				continue
@@ -603,86 +564,71 @@ func TestRunLateUpdateAfterDeadline(t *testing.T) {
 		}
 		return out
 	})
-	cfg := baseConfig(T, R)
+	cfg := servertest.Config(T, R)
 	cfg.Deadline = 20 * time.Millisecond
-	s, err := New(cfg, m, testEvaluator(m, T), bus)
-	if err != nil {
-		t.Fatal(err)
-	}
-	init := initParams(m, 4)
-	params := slices.Clone(init)
-	rec, err := s.Run(testContext(t), params)
-	if err != nil {
-		t.Fatal(err)
-	}
+	init, params, rec := servertest.Run(t, cfg, m, bus, 4)
 	if rec.LateUpdates != 1 || rec.RejectedUpdates != 0 {
 		t.Errorf("late %d rejected %d, want 1 and 0", rec.LateUpdates, rec.RejectedUpdates)
 	}
 	want := slices.Clone(init)
 	for r := 0; r < T*R; r++ {
-		sel := Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
-		var deltas [][]float32
-		var ns []int64
-		for _, c := range sel[1:] {
-			deltas = append(deltas, honestDelta(c, int32(r), want))
-			ns = append(ns, honestN(c))
-		}
-		want = meanApply(want, deltas, ns, false, 1)
+		sel := server.Sample(cfg.Seed, r, cfg.Clients, cfg.ClientsPerRound)
+		want = servertest.HonestMeanApply(want, sel[1:], int32(r), want, false, 1)
 	}
-	if d := maxAbsDiff(params, want); d > paramTol {
-		t.Errorf("final params: max |got - replay| = %v, want <= %v", d, paramTol)
+	if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
+		t.Errorf("final params: max |got - replay| = %v, want <= %v", d, servertest.ParamTol)
 	}
 }
 
 func TestNewValidates(t *testing.T) {
-	m := testModel(t, 1)
-	ev := testEvaluator(m, 2)
+	m := servertest.Model(t, 1)
+	ev := servertest.Evaluator(m, 2)
 	tests := []struct {
 		name string
-		edit func(*Config)
+		edit func(*server.Config)
 	}{
-		{"tasks0", func(c *Config) { c.Tasks = 0 }},
-		{"rounds0", func(c *Config) { c.RoundsPerTask = 0 }},
-		{"clients0", func(c *Config) { c.Clients = 0 }},
-		{"k0", func(c *Config) { c.ClientsPerRound = 0 }},
-		{"k>n", func(c *Config) { c.ClientsPerRound = 7 }},
-		{"lr0", func(c *Config) { c.ServerLR = 0 }},
+		{"tasks0", func(c *server.Config) { c.Tasks = 0 }},
+		{"rounds0", func(c *server.Config) { c.RoundsPerTask = 0 }},
+		{"clients0", func(c *server.Config) { c.Clients = 0 }},
+		{"k0", func(c *server.Config) { c.ClientsPerRound = 0 }},
+		{"k>n", func(c *server.Config) { c.ClientsPerRound = 7 }},
+		{"lr0", func(c *server.Config) { c.ServerLR = 0 }},
 		// FOT's and the penalties' settings (formerly "fot+penalty",
 		// "fot-oversample0", "penalty-kind") are the methods' own: see
 		// methods/server_fot_test.go and methods/server_penalty_test.go.
-		{"lora-factors", func(c *Config) { c.LoRA = "a" }},
-		{"pretrain-all-tasks", func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: 2} }},
-		{"pretrain-negative", func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: -1} }},
-		{"dp-delta", func(c *Config) { c.DP = &DPConfig{Delta: 1, Sigma: make([]float64, 6)} }},
-		{"dp-sigma", func(c *Config) { c.DP = &DPConfig{Delta: 1e-5, Sigma: make([]float64, 5)} }},
-		{"evaluator-tasks", func(c *Config) { c.Tasks = 3 }},
+		{"lora-factors", func(c *server.Config) { c.LoRA = "a" }},
+		{"pretrain-all-tasks", func(c *server.Config) { c.Pretrain = &server.PretrainConfig{Tasks: 2} }},
+		{"pretrain-negative", func(c *server.Config) { c.Pretrain = &server.PretrainConfig{Tasks: -1} }},
+		{"dp-delta", func(c *server.Config) { c.DP = &server.DPConfig{Delta: 1, Sigma: make([]float64, 6)} }},
+		{"dp-sigma", func(c *server.Config) { c.DP = &server.DPConfig{Delta: 1e-5, Sigma: make([]float64, 5)} }},
+		{"evaluator-tasks", func(c *server.Config) { c.Tasks = 3 }},
 	}
 	for _, tc := range tests {
-		cfg := baseConfig(2, 1)
+		cfg := servertest.Config(2, 1)
 		tc.edit(&cfg)
-		if _, err := New(cfg, m, ev, newFakeBus()); err == nil {
+		if _, err := server.New(cfg, m, ev, transporttest.NewBus()); err == nil {
 			t.Errorf("%s: got no error", tc.name)
-		} else if !errors.Is(err, ErrConfig) {
+		} else if !errors.Is(err, server.ErrConfig) {
 			t.Errorf("%s: got %v, want ErrConfig", tc.name, err)
 		}
 	}
-	if _, err := New(baseConfig(2, 1), m, ev, newFakeBus()); err != nil {
+	if _, err := server.New(servertest.Config(2, 1), m, ev, transporttest.NewBus()); err != nil {
 		t.Errorf("valid config: got %v", err)
 	}
-	for name, edit := range map[string]func(*Config){
-		"lora-ab":  func(c *Config) { c.LoRA = "ab" },
-		"lora-b":   func(c *Config) { c.LoRA = "b" },
-		"pretrain": func(c *Config) { c.Pretrain = &PretrainConfig{Tasks: 1} },
-		"dp":       func(c *Config) { c.DP = &DPConfig{Delta: 1e-5, Sigma: make([]float64, 6)} },
+	for name, edit := range map[string]func(*server.Config){
+		"lora-ab":  func(c *server.Config) { c.LoRA = "ab" },
+		"lora-b":   func(c *server.Config) { c.LoRA = "b" },
+		"pretrain": func(c *server.Config) { c.Pretrain = &server.PretrainConfig{Tasks: 1} },
+		"dp":       func(c *server.Config) { c.DP = &server.DPConfig{Delta: 1e-5, Sigma: make([]float64, 6)} },
 	} {
-		cfg := baseConfig(2, 1)
+		cfg := servertest.Config(2, 1)
 		edit(&cfg)
-		if _, err := New(cfg, m, ev, newFakeBus()); err != nil {
+		if _, err := server.New(cfg, m, ev, transporttest.NewBus()); err != nil {
 			t.Errorf("valid config %s: got %v", name, err)
 		}
 	}
-	s, _ := New(baseConfig(2, 1), m, ev, newFakeBus())
-	if _, err := s.Run(testContext(t), make([]float32, 3)); !errors.Is(err, ErrConfig) {
+	s, _ := server.New(servertest.Config(2, 1), m, ev, transporttest.NewBus())
+	if _, err := s.Run(servertest.Context(t), make([]float32, 3)); !errors.Is(err, server.ErrConfig) {
 		t.Errorf("Run with 3 params: got %v, want ErrConfig", err)
 	}
 }
@@ -690,28 +636,28 @@ func TestNewValidates(t *testing.T) {
 func TestValidateWrapsErrConfig(t *testing.T) {
 	tests := []struct {
 		name string
-		edit func(*Config)
+		edit func(*server.Config)
 	}{
-		{"lr-NaN", func(c *Config) { c.ServerLR = float32(math.NaN()) }},
-		{"lr-Inf", func(c *Config) { c.ServerLR = float32(math.Inf(1)) }},
+		{"lr-NaN", func(c *server.Config) { c.ServerLR = float32(math.NaN()) }},
+		{"lr-Inf", func(c *server.Config) { c.ServerLR = float32(math.Inf(1)) }},
 		// "fot-epsilon0" and "fot-criterion" moved with FOT's settings to
 		// methods/server_fot_test.go.
-		{"lora-factors", func(c *Config) { c.LoRA = "ba" }},
+		{"lora-factors", func(c *server.Config) { c.LoRA = "ba" }},
 	}
 	for _, tc := range tests {
-		cfg := baseConfig(1, 1)
+		cfg := servertest.Config(1, 1)
 		tc.edit(&cfg)
-		if err := cfg.Validate(); !errors.Is(err, ErrConfig) {
+		if err := cfg.Validate(); !errors.Is(err, server.ErrConfig) {
 			t.Errorf("%s: got %v, want an error wrapping ErrConfig", tc.name, err)
 		}
 	}
 }
 
 func BenchmarkEvaluatorAccuracy(b *testing.B) {
-	m := testModel(b, 1)
-	_, test := testData(8, 2000)
-	e := NewEvaluator(m, []data.View{{Base: test}}, []int{0}, 128, 2)
-	params := initParams(m, 1)
+	m := servertest.Model(b, 1)
+	_, test := servertest.Data(8, 2000)
+	e := server.NewEvaluator(m, []data.View{{Base: test}}, []int{0}, 128, 2)
+	params := servertest.InitParams(m, 1)
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Accuracy(params, 0)
@@ -721,9 +667,9 @@ func BenchmarkEvaluatorAccuracy(b *testing.B) {
 
 // checkEndsWithStop checks that the last message on the round subject is
 // Stop: the server tells the hosts the run is over, also after a failure.
-func checkEndsWithStop(t *testing.T, bus *fakeBus) {
+func checkEndsWithStop(t *testing.T, bus *transporttest.Bus) {
 	t.Helper()
-	rs := bus.Sent(testSubjects.Round)
+	rs := bus.Sent(servertest.Subjects.Round)
 	if len(rs) == 0 {
 		t.Fatal("nothing was sent on the round subject")
 	}

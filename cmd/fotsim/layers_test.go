@@ -21,15 +21,18 @@ const module = "github.com/fotsim/fotsim/"
 // layer ranks the project's packages as docs/DESIGN.md draws them: a
 // package imports only packages of a lower rank; the libraries (rank 0)
 // also import each other. server and client share a rank, so neither
-// imports the other.
+// imports the other; their test-support packages (clienttest, servertest)
+// sit above them, beside methods, so neither imports the other either.
 var layer = map[string]int{
-	"cmd/fotsim": 6,
-	"sim":        5,
-	"scenarios":  4,
-	"methods":    3,
-	"server":     2,
-	"client":     2,
-	"protocol":   1,
+	"cmd/fotsim":        6,
+	"sim":               5,
+	"scenarios":         4,
+	"methods":           3,
+	"client/clienttest": 3,
+	"server/servertest": 3,
+	"server":            2,
+	"client":            2,
+	"protocol":          1,
 }
 
 func rank(pkg string) int { return layer[pkg] } // libraries: 0
@@ -79,8 +82,13 @@ func TestLayersImportDownward(t *testing.T) {
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports must point down", from, r, to, s)
 			}
 		}
-		if from == "server" || from == "client" {
-			other := module + map[string]string{"server": "client", "client": "server"}[from]
+		// server and client, and the test-support packages of each, never
+		// depend on the other side.
+		if o, ok := map[string]string{
+			"server": "client", "client": "server",
+			"server/servertest": "client", "client/clienttest": "server",
+		}[from]; ok {
+			other := module + o
 			for _, list := range [][]string{p.Deps, p.TestImports, p.XTestImports} {
 				for _, d := range list {
 					if d == other {
