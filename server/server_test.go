@@ -352,6 +352,50 @@ func TestTrainLossIsMeanOverTaskRounds(t *testing.T) {
 	}
 }
 
+func TestOnRoundReportsEveryRound(t *testing.T) {
+	const T, R, every = 2, 3, 2
+	m := servertest.Model(t, 1)
+	bus := transporttest.NewBus()
+	servertest.NewFed(bus, servertest.HonestRespond)
+	cfg := servertest.Config(T, R)
+	cfg.EvalEvery = every
+	var got []server.RoundReport
+	cfg.OnRound = func(r server.RoundReport) { got = append(got, r) }
+	_, _, rec := servertest.Run(t, cfg, m, bus, 1)
+	if len(got) != T*R {
+		t.Fatalf("%d reports, want %d", len(got), T*R)
+	}
+	curve := 0
+	for i, r := range got {
+		if r.Round != i || r.Task != i/R || r.Tasks != T || r.Rounds != T*R || r.Updates != 3 {
+			t.Errorf("report %d = %+v, want round %d of task %d, %d tasks, %d rounds, 3 updates", i, r, i, i/R, T, T*R)
+		}
+		var sum float64
+		for _, c := range server.Sample(servertest.Seed, i, 6, 3) {
+			sum += servertest.HonestLoss(c, int32(i))
+		}
+		if want := sum / 3; math.Abs(r.TrainLoss-want) > 1e-12 {
+			t.Errorf("report %d loss %v, want the round's mean %v", i, r.TrainLoss, want)
+		}
+		if i > 0 && r.Elapsed < got[i-1].Elapsed {
+			t.Errorf("report %d elapsed %v before report %d's %v", i, r.Elapsed, i-1, got[i-1].Elapsed)
+		}
+		if (i+1)%every != 0 {
+			if r.Acc != nil {
+				t.Errorf("report %d has accuracies %v without a curve point", i, r.Acc)
+			}
+			continue
+		}
+		if curve >= len(rec.Curves) || !slices.Equal(r.Acc, rec.Curves[curve].Acc) || rec.Curves[curve].Round != i+1 {
+			t.Errorf("report %d accuracies %v, want curve point %d of the record", i, r.Acc, curve)
+		}
+		curve++
+	}
+	if curve != len(rec.Curves) {
+		t.Errorf("%d reports with accuracies, record has %d curve points", curve, len(rec.Curves))
+	}
+}
+
 // badUpdates returns, for round broadcast m, a sequence of updates
 // that mixes every kind of invalid update with the valid ones, and the
 // numbers of rejected and late messages it contains.
