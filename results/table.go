@@ -141,62 +141,31 @@ func SummaryTable(w io.Writer, recs []*Record) error {
 // DP-SGD (mean +- std over the group's records of each one's largest
 // client epsilon; "-" for a group without DP).
 func ComparisonTable(w io.Writer, recs []*Record) error {
-	type group struct {
-		label                string
-		acc, fgt, bwt, maxFG []float64
-		ft, eps              []float64
-		noDP                 bool
-	}
-	var groups []*group
-	byLabel := make(map[string]*group)
 	for _, r := range recs {
 		if r == nil {
 			return fmt.Errorf("results: comparison table: %w", ErrNilRecord)
 		}
-		l := label(r)
-		g, ok := byLabel[l]
-		if !ok {
-			g = &group{label: l}
-			byLabel[l] = g
-			groups = append(groups, g)
-		}
-		g.acc = append(g.acc, r.ACC)
-		g.fgt = append(g.fgt, r.FGT)
-		g.bwt = append(g.bwt, r.BWT)
-		g.maxFG = append(g.maxFG, r.MaxFGT)
-		g.ft = append(g.ft, r.FinetuneACC)
-		if r.DP != nil {
-			g.eps = append(g.eps, r.DP.EpsilonSpentMax)
-		} else {
-			g.noDP = true
+	}
+	var cols []Metric // the columns shared with [Compare]
+	for _, m := range []Metric{metricACC, metricFinetuneACC, metricFGT, metricBWT, metricMaxFGT, metricEps} {
+		if m.when == nil || m.when(recs) {
+			cols = append(cols, m)
 		}
 	}
-	pre, dp := anyPretrain(recs), anyDP(recs)
-	head := []string{"method", "seeds", "ACC"}
-	if pre {
-		head = append(head, headFTACC)
-	}
-	head = append(head, headFGT, "BWT", headMaxFGT)
-	if dp {
-		head = append(head, headEps)
+	head := []string{"method", "seeds"}
+	for _, m := range cols {
+		head = append(head, m.Title)
 	}
 	t := NewTable(w)
 	t.Header(head)
-	for _, g := range groups {
-		row := []string{g.label, strconv.Itoa(len(g.acc)), meanStdCell(g.acc)}
-		if pre {
-			row = append(row, meanStdCell(g.ft))
+	for _, idx := range groupBy(recs, label) {
+		g := make([]*Record, len(idx))
+		for i, j := range idx {
+			g[i] = recs[j]
 		}
-		row = append(row, meanStdCell(g.fgt), meanStdCell(g.bwt), meanStdCell(g.maxFG))
-		if dp {
-			switch {
-			case len(g.eps) == 0:
-				row = append(row, noDP)
-			case g.noDP:
-				row = append(row, notAvail) // a label mixing runs with and without DP
-			default:
-				row = append(row, meanStdCell(g.eps))
-			}
+		row := []string{label(g[0]), strconv.Itoa(len(g))}
+		for _, m := range cols {
+			row = append(row, m.cell(statOf(m, g), len(g)))
 		}
 		if err := t.Append(row); err != nil {
 			return fmt.Errorf("results: comparison table: %w", err)
