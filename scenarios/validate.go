@@ -81,6 +81,7 @@ func (s *Scenario) check() []issue {
 	s.checkModel(c)
 	s.checkTrain(c)
 	s.checkFineTune(c)
+	s.checkLimits(c)
 	c.atLeast("eval.every", s.Eval.Every, 0)
 	c.atLeast("eval.batch_size", s.Eval.BatchSize, 1)
 	checkNATS(c, s.Transport.NATS)
