@@ -35,6 +35,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available)")
 	verbose := fs.Bool("v", false, "log every rejected or late message to stderr")
 	timing := fs.Bool("timing", false, "print each run's round time split and the process's peak memory")
+	noPlots := fs.Bool("no-plots", false, "draw no plots (by default each run's PNG and SVG plots go next to its record)")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, errHelp) {
 			return nil
@@ -98,6 +99,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !*quiet {
 			fmt.Fprintf(stdout, "record: %s\n", filepath.Join(dir, results.RecordFile))
 		}
+		if !*noPlots {
+			if err := plotRunTo(stdout, dir, rec, nil, *quiet); err != nil {
+				return err
+			}
+		}
 	}
 	fmt.Fprintf(stdout, "\nSummary of %s (FGT: accuracy just after learning a task minus final accuracy; BWT = -FGT)\n", sc.Name)
 	if err := results.SummaryTable(stdout, recs); err != nil {
@@ -106,6 +112,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(recs) > 1 {
 		fmt.Fprintf(stdout, "\nComparison over seeds (mean +- sample std)\n")
 		if err := results.ComparisonTable(stdout, recs); err != nil {
+			return err
+		}
+	}
+	if !*noPlots && len(recs) > 1 && *out != "" {
+		if err := plotSummaryTo(stdout, *out, recs, nil, *quiet); err != nil {
 			return err
 		}
 	}
