@@ -80,8 +80,9 @@ type DP struct {
 	EpsilonSpentMax float64   `json:"epsilon_spent_max"` // max over clients
 }
 
-// Curve is one point of the accuracy-during-training curves: after round
-// Round (counted from 0 over the whole run), while learning task Task, the
+// Curve is one point of the accuracy-during-training curves: once Round
+// rounds of the whole run have finished (1 after the first round), while
+// learning task Task, the
 // global model scored Acc[j] percent on task j, one entry per task seen so
 // far (len(Acc) == Task+1). NaN entries are written as null.
 type Curve struct {
