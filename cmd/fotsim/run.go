@@ -65,8 +65,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 		opts := sim.Options{Out: dir}
+		var prog *progress // bars on a terminal, else a line every 10 s
 		if !*quiet {
-			opts.Progress = stdout
+			prog = newProgress(stdout)
+			opts.Progress, opts.OnRound = prog.Tasks(), prog.Round
 		}
 		if *verbose {
 			opts.Log = stderr
@@ -76,6 +78,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			opts.Timing = &tm
 		}
 		rec, err := env.Run(ctx, sc, r, opts)
+		prog.End()
 		if err != nil {
 			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
 				return usageError{err}
