@@ -40,6 +40,15 @@ type Options struct {
 	// OnRound, when set, is called after every round of the run (see
 	// server.Config.OnRound).
 	OnRound func(scenarios.Run, server.RoundReport)
+	// Live, when true, publishes every round's Metrics as a JSON document
+	// on the run's transport.Subjects.Metrics, with the server's
+	// connection (see live.go).
+	Live bool
+	// LiveSink, when set, receives every round's Metrics document (the
+	// same JSON bytes), in process: how `fotsim run --live` feeds its live
+	// view whatever the transport. It is called from a goroutine of its
+	// own, in round order, never from the round loop.
+	LiveSink func(doc []byte)
 }
 
 // Env holds what the runs of one process share: loaded datasets.
@@ -256,7 +265,8 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		return nil, err
 	}
 	defer closeAll()
-	subjects := transport.SubjectsFor(runID(sc, run))
+	id := runID(sc, run)
+	subjects := transport.SubjectsFor(id)
 	logf := logger(opts.Log)
 
 	tcfg := client.Config{
@@ -319,6 +329,11 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	}
 	if opts.OnRound != nil {
 		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
+	}
+	if opts.Live || opts.LiveSink != nil {
+		live := startLive(opts, srvConn, subjects.Metrics)
+		defer live.stop(logf)
+		scfg.OnRound = live.onRound(id, sc, run, scfg.OnRound)
 	}
 	srv, err := server.New(scfg, x.Model, ev, srvConn)
 	if err != nil {
