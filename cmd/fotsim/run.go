@@ -35,6 +35,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available)")
 	verbose := fs.Bool("v", false, "log every rejected or late message to stderr")
 	timing := fs.Bool("timing", false, "print each run's round time split and the process's peak memory")
+	live := fs.String("live", "", "serve the live view of the runs at `ADDR` (host:port; no host: 127.0.0.1) while they run")
+	noReport := fs.Bool("no-report", false, "write no report.html (by default every run folder gets one, and --out a sweep's)")
 	noPlots := fs.Bool("no-plots", false, "draw no plots (by default each run's PNG and SVG plots go next to its record)")
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, errHelp) {
@@ -53,6 +55,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return scenarioError(err)
 	}
+	var lv *liveServer // the live view, or nil
+	if *live != "" {
+		if lv, err = startLive(*live, stdout); err != nil {
+			return err
+		}
+		defer lv.stop()
+	}
 	env := sim.NewEnv()
 	runs := sc.Runs()
 	var recs []*results.Record
@@ -65,6 +74,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}
 		opts := sim.Options{Out: dir}
+		lv.options(&opts, sc)
 		var prog *progress // bars on a terminal, else a line every 10 s
 		if !*quiet {
 			prog = newProgress(stdout)
@@ -102,6 +112,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if !*quiet {
 			fmt.Fprintf(stdout, "record: %s\n", filepath.Join(dir, results.RecordFile))
 		}
+		if !*noReport {
+			if err := writeReports(dir, []*results.Record{rec}, *quiet, stdout); err != nil {
+				return err
+			}
+		}
 		if !*noPlots {
 			if err := plotRunTo(stdout, dir, rec, nil, *quiet); err != nil {
 				return err
@@ -120,6 +135,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if !*noPlots && len(recs) > 1 && *out != "" {
 		if err := plotSummaryTo(stdout, *out, recs, nil, *quiet); err != nil {
+			return err
+		}
+	}
+	if !*noReport && len(recs) > 1 && *out != "" {
+		if err := writeReports(*out, recs, *quiet, stdout); err != nil {
 			return err
 		}
 	}
