@@ -105,39 +105,12 @@ func (f *Figure) Save(dir string, formats []string) ([]string, error) {
 			return paths, err
 		}
 		p := filepath.Join(dir, f.Name+"."+format)
-		if err := writeFile(p, buf.Bytes()); err != nil {
-			return paths, err
+		if err := results.WriteFileAtomic(dir, f.Name+"."+format, buf.Bytes()); err != nil {
+			return paths, fmt.Errorf("plots: %w", err)
 		}
 		paths = append(paths, p)
 	}
 	return paths, nil
-}
-
-// writeFile writes data to path through a temporary file in the same folder
-// and a rename, so that a reader never sees half a picture.
-func writeFile(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("plots: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("plots: write %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // ParseFormats reads a comma-separated list of formats ("png,svg", "svg");

@@ -65,7 +65,7 @@ func Write(dir string, rec *Record, resolvedScenario []byte) error {
 		if f.skip {
 			continue
 		}
-		if err := writeFileAtomic(dir, f.name, f.data); err != nil {
+		if err := WriteFileAtomic(dir, f.name, f.data); err != nil {
 			return err
 		}
 	}
@@ -73,19 +73,20 @@ func Write(dir string, rec *Record, resolvedScenario []byte) error {
 	return nil
 }
 
-// writeFileAtomic writes data to dir/name through a synced temporary file
-// in the same directory and a rename.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
+// WriteFileAtomic writes data to dir/name through a synced temporary file
+// in the same directory and a rename, so that a reader never sees half a
+// file and a crash leaves the old file or the new one. Errors name the file.
+func WriteFileAtomic(dir, name string, data []byte) (err error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("results: write %s: %w", name, err)
+		return fmt.Errorf("results: write %s: %w", filepath.Join(dir, name), err)
 	}
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
-			err = fmt.Errorf("results: write %s: %w", name, err)
+			err = fmt.Errorf("results: write %s: %w", filepath.Join(dir, name), err)
 		}
 	}()
 	if _, err = f.Write(data); err != nil {
