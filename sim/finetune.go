@@ -12,21 +12,28 @@ import (
 	"github.com/fotsim/fotsim/server"
 )
 
-// fineTune is the server side of a run's pretraining and DP-SGD (each nil
-// when unused).
+// fineTune is a run's pretraining and DP-SGD settings: the server side
+// (each nil when unused) and the client side (PretrainLR 0 and DP nil when
+// unused).
 type fineTune struct {
-	pretrain *server.PretrainConfig
-	dp       *server.DPConfig
+	pretrain   *server.PretrainConfig
+	dp         *server.DPConfig
+	pretrainLR float32
+	clientDP   *client.DPConfig
 }
 
-// fineTuneConfig fills the client side of pretraining and DP-SGD into hcfg
-// and returns the server side.
-func (x *Experiment) fineTuneConfig(hcfg *client.HostConfig, clients, perRound int) (fineTune, error) {
+// fineTune returns the run's pretraining and DP-SGD settings, made on the
+// first call: calibrating the clients' noise can take a while, and the
+// server and the hosts of one process share it.
+func (x *Experiment) fineTune() (*fineTune, error) {
+	if x.ft != nil {
+		return x.ft, nil
+	}
 	sc, m := x.Scenario, x.Run.Method
 	var ft fineTune
 	if p := sc.Pretrain; p.Tasks > 0 {
 		if p.LR > 0 {
-			hcfg.PretrainLR = float32(p.LR)
+			ft.pretrainLR = float32(p.LR)
 		}
 		ft.pretrain = &server.PretrainConfig{Tasks: p.Tasks}
 		if p.Mode == "central" {
@@ -34,14 +41,16 @@ func (x *Experiment) fineTuneConfig(hcfg *client.HostConfig, clients, perRound i
 		}
 	}
 	if d := sc.DPFor(m); d.On() {
-		sigma, err := x.calibrate(hcfg.Train, d, clients, perRound)
+		clients, perRound := population(sc, x.Spec)
+		sigma, err := x.calibrate(x.trainConfig(), d, clients, perRound)
 		if err != nil {
-			return ft, err
+			return nil, err
 		}
-		hcfg.DP = &client.DPConfig{Clip: float32(d.Clip), Sigma: sigma}
+		ft.clientDP = &client.DPConfig{Clip: float32(d.Clip), Sigma: sigma}
 		ft.dp = &server.DPConfig{Delta: d.Delta, Sigma: sigma}
 	}
-	return ft, nil
+	x.ft = &ft
+	return x.ft, nil
 }
 
 // pretrainCentral trains every base parameter of params (LoRA adapters

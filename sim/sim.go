@@ -49,6 +49,11 @@ type Options struct {
 	// view whatever the transport. It is called from a goroutine of its
 	// own, in round order, never from the round loop.
 	LiveSink func(doc []byte)
+	// Remote, when set, makes Execute run the server side only: it
+	// announces the run on the scenario's external NATS server
+	// (transport.nats) and waits for client hosts in other processes
+	// (Env.ServeClients) to cover every client id (see Remote).
+	Remote *Remote
 }
 
 // Env holds what the runs of one process share: loaded datasets.
@@ -115,6 +120,10 @@ type Experiment struct {
 	// Spec is the registry's description of the run's method.
 	Spec  methods.Spec
 	heads []int
+	ft    *fineTune // pretraining and DP-SGD settings, made once (fineTune)
+	// waited is how long Execute waited for remote client hosts: not part
+	// of the run's wall time.
+	waited time.Duration
 }
 
 // Shard implements client.Shards: the client's rows of the task, or, for
@@ -240,7 +249,7 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 	if err != nil {
 		return nil, err
 	}
-	rec.WallSeconds = time.Since(start).Seconds()
+	rec.WallSeconds = (time.Since(start) - x.waited).Seconds()
 	if opts.Out != "" {
 		resolved, err := sc.Resolved()
 		if err != nil {
@@ -254,9 +263,15 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 }
 
 // Execute runs a built experiment over the scenario's transport and returns
-// its record (without wall time).
+// its record (without wall time): the server and one client host for every
+// client in this process. With opts.Remote, only the server side runs here
+// and client hosts in other processes (Env.ServeClients) train the clients
+// (see remote.go).
 func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record, error) {
-	sc, run := x.Scenario, x.Run
+	if opts.Remote != nil {
+		return x.executeRemote(ctx, opts)
+	}
+	sc := x.Scenario
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -265,32 +280,10 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		return nil, err
 	}
 	defer closeAll()
-	id := runID(sc, run)
-	subjects := transport.SubjectsFor(id)
+	id := runID(sc, x.Run)
 	logf := logger(opts.Log)
-
-	tcfg := client.Config{
-		Seed:      uint64(run.Seed),
-		Epochs:    sc.Train.LocalEpochs,
-		BatchSize: sc.Train.BatchSize,
-		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
-		Steps:     sc.Train.LocalSteps,
-	}
-	clients, perRound := population(sc, x.Spec)
-	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
-	if err != nil {
-		return nil, err
-	}
-	behaviour, rule, err := x.method(weighting)
-	if err != nil {
-		return nil, err
-	}
-	hcfg := client.HostConfig{
-		Subjects: subjects, First: 0, Last: clients,
-		Workers: max(sc.Train.Workers, 1), Train: tcfg, Logf: logf,
-		Behaviour: behaviour, LoRA: x.Spec.LoRA,
-	}
-	ft, err := x.fineTuneConfig(&hcfg, clients, perRound)
+	clients, _ := population(sc, x.Spec)
+	hcfg, err := x.hostConfig(transport.SubjectsFor(id), 0, clients, max(sc.Train.Workers, 1), logf)
 	if err != nil {
 		return nil, err
 	}
@@ -312,11 +305,75 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		}
 		hostDone <- err
 	}()
-	tests := make([]data.View, len(x.Tasks))
-	for i, t := range x.Tasks {
-		tests[i] = t.Test
+	rec, err := x.serve(ctx, id, srvConn, opts, logf)
+	if err != nil {
+		cancel()
+		if herr := <-hostDone; herr != nil && !errors.Is(herr, context.Canceled) {
+			return nil, fmt.Errorf("sim: client host: %w", herr)
+		}
+		return nil, err
 	}
-	ev := server.NewEvaluator(x.Model, tests, x.heads, sc.Eval.BatchSize, max(sc.Train.Workers, 1))
+	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("sim: client host: %w", err)
+	}
+	return rec, nil
+}
+
+// trainConfig is the clients' local training recipe.
+func (x *Experiment) trainConfig() client.Config {
+	sc := x.Scenario
+	return client.Config{
+		Seed:      uint64(x.Run.Seed),
+		Epochs:    sc.Train.LocalEpochs,
+		BatchSize: sc.Train.BatchSize,
+		SGD:       nn.SGD{LR: float32(sc.Train.LR), WeightDecay: float32(sc.Train.WeightDecay), Momentum: float32(sc.Train.Momentum)},
+		Steps:     sc.Train.LocalSteps,
+	}
+}
+
+// hostConfig is the client side of the run (subjects) for the clients
+// [first, last) on workers goroutines: the training recipe, the method's
+// Behaviour, pretraining and DP-SGD. Every host of a run, in this process
+// or another, is configured by it.
+func (x *Experiment) hostConfig(subjects transport.Subjects, first, last, workers int, logf func(string, ...any)) (client.HostConfig, error) {
+	weighting, err := aggregator.ParseWeighting(x.Scenario.Train.Weighting)
+	if err != nil {
+		return client.HostConfig{}, err
+	}
+	behaviour, err := x.clientMethod(weighting)
+	if err != nil {
+		return client.HostConfig{}, err
+	}
+	ft, err := x.fineTune()
+	if err != nil {
+		return client.HostConfig{}, err
+	}
+	return client.HostConfig{
+		Subjects: subjects, First: first, Last: last,
+		Workers: workers, Train: x.trainConfig(), Logf: logf,
+		Behaviour: behaviour, LoRA: x.Spec.LoRA,
+		PretrainLR: ft.pretrainLR, DP: ft.clientDP,
+	}, nil
+}
+
+// serverConfig is the server side of the run (subjects): the round loop's
+// recipe with the method's Rule, pretraining, DP accounting and opts'
+// progress callbacks.
+func (x *Experiment) serverConfig(subjects transport.Subjects, opts Options, logf func(string, ...any)) (server.Config, error) {
+	sc, run := x.Scenario, x.Run
+	clients, perRound := population(sc, x.Spec)
+	weighting, err := aggregator.ParseWeighting(sc.Train.Weighting)
+	if err != nil {
+		return server.Config{}, err
+	}
+	rule, err := x.serverMethod(weighting)
+	if err != nil {
+		return server.Config{}, err
+	}
+	ft, err := x.fineTune()
+	if err != nil {
+		return server.Config{}, err
+	}
 	scfg := server.Config{
 		Subjects: subjects, Seed: uint64(run.Seed),
 		Tasks: len(x.Tasks), RoundsPerTask: sc.Train.RoundsPerTask,
@@ -330,12 +387,30 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if opts.OnRound != nil {
 		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
 	}
+	return scfg, nil
+}
+
+// serve runs the server side of run id over conn, whoever runs the
+// clients: the evaluator, the live metrics, the round loop, and the
+// record's run fields.
+func (x *Experiment) serve(ctx context.Context, id string, conn *transport.Conn, opts Options, logf func(string, ...any)) (*results.Record, error) {
+	sc, run := x.Scenario, x.Run
+	subjects := transport.SubjectsFor(id)
+	scfg, err := x.serverConfig(subjects, opts, logf)
+	if err != nil {
+		return nil, err
+	}
+	tests := make([]data.View, len(x.Tasks))
+	for i, t := range x.Tasks {
+		tests[i] = t.Test
+	}
+	ev := server.NewEvaluator(x.Model, tests, x.heads, sc.Eval.BatchSize, max(sc.Train.Workers, 1))
 	if opts.Live || opts.LiveSink != nil {
-		live := startLive(opts, srvConn, subjects.Metrics)
+		live := startLive(opts, conn, subjects.Metrics)
 		defer live.stop(logf)
 		scfg.OnRound = live.onRound(id, sc, run, scfg.OnRound)
 	}
-	srv, err := server.New(scfg, x.Model, ev, srvConn)
+	srv, err := server.New(scfg, x.Model, ev, conn)
 	if err != nil {
 		return nil, err
 	}
@@ -346,22 +421,15 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		*opts.Timing = srv.Timing()
 	}
 	if err != nil {
-		cancel()
-		if herr := <-hostDone; herr != nil && !errors.Is(herr, context.Canceled) {
-			return nil, fmt.Errorf("sim: client host: %w", herr)
-		}
 		return nil, err
-	}
-	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("sim: client host: %w", err)
 	}
 	rec.Scenario = sc.Name
 	rec.Method = run.Method.Name
 	rec.MethodLabel = run.Method.Label()
 	rec.Seed = uint64(run.Seed)
 	rec.Tasks = len(x.Tasks)
-	rec.Clients = clients
-	rec.ClientsPerRound = perRound
+	rec.Clients = scfg.Clients
+	rec.ClientsPerRound = scfg.ClientsPerRound
 	rec.Dataset = sc.Data.Dataset
 	rec.Stream = sc.Data.Stream
 	rec.Backend = nn.ActiveBackend().Name()
@@ -374,31 +442,52 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	return rec, nil
 }
 
-// method builds the client and the server side of the run's method from
-// the registry, with its options resolved from the scenario.
-func (x *Experiment) method(weighting aggregator.Weighting) (client.Behaviour, server.Rule, error) {
+// methodDef returns the registry's definition of the run's method, its
+// options resolved from the scenario, and the environment its sides are
+// built from.
+func (x *Experiment) methodDef(weighting aggregator.Weighting) (methods.Method, any, methods.Env, error) {
 	sc, m := x.Scenario, x.Run.Method
 	def, ok := methods.Lookup(m.Name)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w %q", ErrMethod, m.Name)
+		return nil, nil, methods.Env{}, fmt.Errorf("%w %q", ErrMethod, m.Name)
 	}
 	opts, err := sc.MethodOptions(m)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, methods.Env{}, err
 	}
 	env := methods.Env{
 		Model: x.Model, Seed: uint64(x.Run.Seed), BatchSize: sc.Train.BatchSize,
 		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR), FOT: sc.FOT,
 	}
+	return def, opts, env, nil
+}
+
+// clientMethod builds the client side of the run's method (nil: plain
+// local SGD); every host builds its own.
+func (x *Experiment) clientMethod(weighting aggregator.Weighting) (client.Behaviour, error) {
+	def, opts, env, err := x.methodDef(weighting)
+	if err != nil {
+		return nil, err
+	}
 	b, err := def.Client(opts, env)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sim: method %s: %w", m.Label(), err)
+		return nil, fmt.Errorf("sim: method %s: %w", x.Run.Method.Label(), err)
+	}
+	return b, nil
+}
+
+// serverMethod builds the server side of the run's method (nil: plain
+// FedAvg).
+func (x *Experiment) serverMethod(weighting aggregator.Weighting) (server.Rule, error) {
+	def, opts, env, err := x.methodDef(weighting)
+	if err != nil {
+		return nil, err
 	}
 	r, err := def.Server(opts, env)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sim: method %s: %w", m.Label(), err)
+		return nil, fmt.Errorf("sim: method %s: %w", x.Run.Method.Label(), err)
 	}
-	return b, r, nil
+	return r, nil
 }
 
 // connect returns the server's and the host's connections and a function

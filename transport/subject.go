@@ -12,6 +12,12 @@ const SubjectPrefix = "fotsim"
 // every run: "fotsim.*.metrics".
 const MetricsWildcard = SubjectPrefix + ".*.metrics"
 
+// AnnounceSubject is the fixed subject on which a server whose client hosts
+// run in other processes announces each run ("fotsim.announce"): raw JSON
+// documents (Conn.PublishRaw), not Messages. It has two tokens, so no run's
+// subject matches it, nor does MetricsWildcard.
+const AnnounceSubject = SubjectPrefix + ".announce"
+
 // maxRunToken bounds the length of the run token in a subject.
 const maxRunToken = 64
 
@@ -22,11 +28,15 @@ type Subjects struct {
 	// Metrics carries the server's per-round metrics for live views: one
 	// raw JSON document per round (Conn.PublishRaw), not a Message.
 	Metrics string
+	// Hosts carries, for client hosts in other processes, their join
+	// requests and status reports to the server; Join the server's answers.
+	// Both are raw JSON documents (Conn.PublishRaw), not Messages.
+	Hosts, Join string
 }
 
 // SubjectsFor returns the subjects of run: "fotsim.<run>.round",
-// "fotsim.<run>.update" and "fotsim.<run>.metrics" (MetricsWildcard
-// matches the last of every run).
+// "fotsim.<run>.update", "fotsim.<run>.metrics" (MetricsWildcard
+// matches it for every run), "fotsim.<run>.hosts" and "fotsim.<run>.join".
 //
 // The run id becomes a single NATS token: bytes other than ASCII letters,
 // digits, '-' and '_' (in particular '.', '*', '>' and white space, which
@@ -42,6 +52,8 @@ func SubjectsFor(run string) Subjects {
 		Round:   SubjectPrefix + "." + tok + ".round",
 		Update:  SubjectPrefix + "." + tok + ".update",
 		Metrics: SubjectPrefix + "." + tok + ".metrics",
+		Hosts:   SubjectPrefix + "." + tok + ".hosts",
+		Join:    SubjectPrefix + "." + tok + ".join",
 	}
 }
 

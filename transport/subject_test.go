@@ -31,6 +31,15 @@ func TestSubjectsFor(t *testing.T) {
 		if want := "fotsim." + tc.wantToken + ".metrics"; s.Metrics != want {
 			t.Fatalf("SubjectsFor(%q).Metrics: got %q, want %q", tc.run, s.Metrics, want)
 		}
+		if want := "fotsim." + tc.wantToken + ".hosts"; s.Hosts != want {
+			t.Fatalf("SubjectsFor(%q).Hosts: got %q, want %q", tc.run, s.Hosts, want)
+		}
+		if want := "fotsim." + tc.wantToken + ".join"; s.Join != want {
+			t.Fatalf("SubjectsFor(%q).Join: got %q, want %q", tc.run, s.Join, want)
+		}
+		if subjectMatches(AnnounceSubject, s.Round) || subjectMatches(MetricsWildcard, AnnounceSubject) {
+			t.Fatalf("AnnounceSubject %q must match no run subject and not MetricsWildcard", AnnounceSubject)
+		}
 		if !subjectMatches(MetricsWildcard, s.Metrics) || subjectMatches(MetricsWildcard, s.Round) || subjectMatches(MetricsWildcard, s.Update) {
 			t.Fatalf("MetricsWildcard %q must match %q and neither %q nor %q", MetricsWildcard, s.Metrics, s.Round, s.Update)
 		}
