@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -27,7 +28,22 @@ Flags:
 `
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", runUsage, stderr)
+	return runScenario(ctx, args, stdout, stderr, runHooks{name: "run", usage: runUsage})
+}
+
+// runHooks let another command (fotsim server) run a scenario as run does,
+// with run's flags, tables and records: flags adds its own flags, sets
+// returns the --set overrides they imply, options adjusts each run's
+// options. Each may be nil.
+type runHooks struct {
+	name, usage string
+	flags       func(fs *flag.FlagSet)
+	sets        func() ([]string, error)
+	options     func(sc *scenarios.Scenario, o *sim.Options) error
+}
+
+func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h runHooks) error {
+	fs := newFlags(h.name, h.usage, stderr)
 	var sets multi
 	out := fs.String("out", "", "run-record folder (with several runs: one sub-folder per run inside it)")
 	fs.Var(&sets, "set", "override a scenario key: path=value, value in YAML (repeatable)")
@@ -38,6 +54,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	live := fs.String("live", "", "serve the live view of the runs at `ADDR` (host:port; no host: 127.0.0.1) while they run")
 	noReport := fs.Bool("no-report", false, "write no report.html (by default every run folder gets one, and --out a sweep's)")
 	noPlots := fs.Bool("no-plots", false, "draw no plots (by default each run's PNG and SVG plots go next to its record)")
+	if h.flags != nil {
+		h.flags(fs)
+	}
 	if err := parse(fs, args); err != nil {
 		if errors.Is(err, errHelp) {
 			return nil
@@ -46,10 +65,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
-		return usagef("run takes exactly one scenario, got %d", fs.NArg())
+		return usagef("%s takes exactly one scenario, got %d", h.name, fs.NArg())
 	}
 	if err := selectBackend(*backend); err != nil {
 		return err
+	}
+	if h.sets != nil {
+		more, err := h.sets()
+		if err != nil {
+			return err
+		}
+		sets = append(sets, more...)
 	}
 	sc, err := scenarios.Load(fs.Arg(0), sets)
 	if err != nil {
@@ -75,6 +101,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		opts := sim.Options{Out: dir}
 		lv.options(&opts, sc)
+		if h.options != nil {
+			if err := h.options(sc, &opts); err != nil {
+				return err
+			}
+		}
 		var prog *progress // bars on a terminal, else a line every 10 s
 		if !*quiet {
 			prog = newProgress(stdout)

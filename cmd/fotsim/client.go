@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/fotsim/fotsim/nn/gemm"
+	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/sim"
+	"github.com/fotsim/fotsim/transport"
+)
+
+func init() {
+	register(command{name: "client", usage: "[flags]            train clients A-B of the runs a fotsim server announces", order: 14,
+		run: cmdClient})
+}
+
+const clientUsage = `Usage: fotsim client --nats URL --clients A-B [--workers N] [--data-dir DIR] [--once]
+
+Trains the clients A to B (both included; "7" is one client) of every run
+that a "fotsim server" announces on the NATS server at URL, one run after
+the other, until interrupted (Ctrl-C) or, with --once, after one run. It
+needs no scenario: each announcement carries the run's resolved scenario,
+method and seed, from which this process builds the same data, partitions,
+model and method as the server. A run with fewer clients gets the part of
+A-B it has; a range that overlaps another process's in the same run is
+refused. The data must be on this machine (--data-dir when its folder
+differs from the scenario's data.dir), and this fotsim must be the server's
+version.
+
+Flags:
+`
+
+func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("client", clientUsage, stderr)
+	natsURL := fs.String("nats", "", "`URL` of the NATS server the fotsim server announces on (nats://host:4222; required)")
+	ids := fs.String("clients", "", "client ids to train, `A-B` (both included) or one id (required)")
+	workers := fs.Int("workers", 0, "training goroutines (0: one per CPU); results do not depend on it")
+	dataDir := fs.String("data-dir", "", "`DIR` of the dataset files on this machine, instead of the scenario's data.dir")
+	once := fs.Bool("once", false, "exit after one run")
+	name := fs.String("name", "", "this process's name in the server's messages (default: HOSTNAME:PID)")
+	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available; use the server's)")
+	quiet := fs.Bool("quiet", false, "print errors only")
+	verbose := fs.Bool("v", false, "log every rejected message to stderr")
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, errHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return usagef("client takes no scenario (the server announces it), got %q", fs.Args())
+	}
+	if *natsURL == "" {
+		fs.Usage()
+		return usagef("client: --nats URL is required")
+	}
+	if *ids == "" {
+		fs.Usage()
+		return usagef("client: --clients A-B is required")
+	}
+	first, last, err := parseClients(*ids)
+	if err != nil {
+		return usageError{err}
+	}
+	if *workers < 0 || *workers > scenarios.MaxWorkers {
+		return usagef("client: --workers %d, want 0 to %d", *workers, scenarios.MaxWorkers)
+	}
+	if err := selectBackend(*backend); err != nil {
+		return err
+	}
+	conn, err := transport.Dial(*natsURL, "fotsim-client")
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	o := sim.ClientOptions{First: first, Last: last, Workers: *workers, DataDir: *dataDir, Once: *once, Name: *name}
+	if !*quiet {
+		o.Log = prefixed(stdout, "fotsim client: ")
+		fmt.Fprintf(stdout, "fotsim client: clients %s, waiting for runs announced on %s (Ctrl-C to stop)\n", *ids, *natsURL)
+	}
+	if *verbose {
+		o.Verbose = stderr
+	}
+	return sim.NewEnv().ServeClients(ctx, conn, o)
+}
+
+// parseClients parses --clients: "A-B" (both included) or "A", as the
+// half-open range [first, last).
+func parseClients(s string) (first, last int, err error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if !isRange {
+		hi = lo
+	}
+	id := func(v string) (int, error) {
+		n, err := strconv.ParseUint(v, 10, 31)
+		if err != nil || n >= transport.MaxClients {
+			return 0, fmt.Errorf("client: --clients %q: %q is not a client id (0 to %d)", s, v, transport.MaxClients-1)
+		}
+		return int(n), nil
+	}
+	if first, err = id(lo); err != nil {
+		return 0, 0, err
+	}
+	if last, err = id(hi); err != nil {
+		return 0, 0, err
+	}
+	if last < first {
+		return 0, 0, fmt.Errorf("client: --clients %q: the first id is above the last (want A-B with A <= B)", s)
+	}
+	return first, last + 1, nil
+}
