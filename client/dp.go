@@ -119,6 +119,9 @@ func (t *Trainer) trainDP(params []float32, segs []Segment, total int, cfg Confi
 	var lossSum float64
 	var seen int
 	for step := 0; step < steps; step++ {
+		if t.stopped() {
+			return 0, step
+		}
 		rng.Reseed(t.src, cfg.Seed, "poisson", client, round, step)
 		train.Zero(d.sum)
 		for _, s := range segs {

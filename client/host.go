@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fotsim/fotsim/nn"
@@ -133,6 +134,7 @@ type Host struct {
 	tr     Transport
 	pool   sync.Pool // *worker
 	done   chan error
+	stop   atomic.Bool // set when Start's context ends: training stops (Trainer.StopOn)
 }
 
 // NewHost returns a host that trains model's clients on shards and talks
@@ -158,26 +160,40 @@ type worker struct {
 
 func (h *Host) newWorker() *worker {
 	n := h.model.NumParams()
-	return &worker{
+	w := &worker{
 		tr:    NewTrainer(h.model, h.cfg.Train.BatchSize),
 		local: make([]float32, n),
 		delta: make([]float32, n),
 	}
+	w.tr.StopOn(&h.stop)
+	return w
+}
+
+// arrival is a message of the round subject and when it arrived.
+type arrival struct {
+	m  *transport.Message
+	at time.Time
 }
 
 // Start subscribes to the round subject and makes sure the server knows
 // it (a flush), then handles rounds in the background until the server
 // sends Stop, ctx ends or a publish fails; Wait returns that outcome.
-// Rounds are handled one at a time, in arrival order.
+// Rounds are handled one at a time, in arrival order. When ctx ends, local
+// training stops within a mini-batch and no update of that round is sent.
+//
+// A round message that repeats the round handled last (the server sends a
+// round again to the clients it has not heard from, server.Config.Resend)
+// trains the clients it lists again, unless it arrived while the host was
+// still training that round, whose updates were then on their way.
 func (h *Host) Start(ctx context.Context) error {
-	inbox := make(chan *transport.Message, 16)
+	inbox := make(chan arrival, 16)
 	unsub, err := h.tr.Subscribe(h.cfg.Subjects.Round, func(m *transport.Message, err error) {
 		if err != nil {
 			h.logf("client: rejected round message: %v", err)
 			return
 		}
 		select {
-		case inbox <- m:
+		case inbox <- arrival{m, time.Now()}:
 		case <-ctx.Done():
 		}
 	})
@@ -189,8 +205,10 @@ func (h *Host) Start(ctx context.Context) error {
 		return fmt.Errorf("client: subscribe %s: %w", h.cfg.Subjects.Round, err)
 	}
 	h.done = make(chan error, 1)
+	stopTraining := context.AfterFunc(ctx, func() { h.stop.Store(true) })
 	go func() {
 		defer unsub()
+		defer stopTraining()
 		h.done <- h.serve(ctx, inbox)
 	}()
 	return nil
@@ -200,19 +218,31 @@ func (h *Host) Start(ctx context.Context) error {
 // after a Stop message.
 func (h *Host) Wait() error { return <-h.done }
 
-func (h *Host) serve(ctx context.Context, inbox <-chan *transport.Message) error {
+func (h *Host) serve(ctx context.Context, inbox <-chan arrival) error {
+	var last struct {
+		ok    bool
+		round int32
+		done  time.Time // when the host finished it
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case m := <-inbox:
+		case a := <-inbox:
+			m := a.m
 			switch m.Kind {
 			case transport.KindStop:
 				return nil
 			case transport.KindRound:
-				if err := h.round(ctx, m); err != nil {
+				again := last.ok && m.Round == last.round
+				if again && a.at.Before(last.done) {
+					h.logf("client: round %d sent again while this host trained it: ignored", m.Round)
+					continue
+				}
+				if err := h.round(ctx, m, again); err != nil {
 					return err
 				}
+				last.ok, last.round, last.done = true, m.Round, time.Now()
 			default:
 				h.logf("client: ignored message of kind %d on the round subject", m.Kind)
 			}
@@ -227,14 +257,15 @@ func (h *Host) logf(format string, args ...any) {
 }
 
 // round trains every selected client this host owns, on up to Workers
-// goroutines, and publishes their updates.
-func (h *Host) round(ctx context.Context, m *transport.Message) error {
+// goroutines, and publishes their updates. again is true for a round the
+// host handled last, sent again: the Behaviour has seen it already.
+func (h *Host) round(ctx context.Context, m *transport.Message, again bool) error {
 	global := m.Tensor(protocol.TensorParams)
 	if global == nil || len(global.Data) != h.model.NumParams() {
 		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, protocol.TensorParams, h.model.NumParams())
 		return nil
 	}
-	if b := h.cfg.Behaviour; b != nil {
+	if b := h.cfg.Behaviour; b != nil && !again {
 		if err := b.Round(m); err != nil {
 			return fmt.Errorf("client: round %d: %w", m.Round, err)
 		}
@@ -315,6 +346,9 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 	var steps int
 	if m.Flags&protocol.FlagNoTrain == 0 {
 		loss, steps = wk.tr.Train(wk.local, segs, cfg, ex, c, round)
+	}
+	if h.stop.Load() { // stopped part-way: no update
+		return fmt.Errorf("client %d: round %d: %w", c, round, context.Canceled)
 	}
 	// The delta carries the trained parameters only (Trainable), so bytes
 	// up are what the method really sends. It is written straight into the

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync/atomic"
 
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
@@ -90,7 +91,17 @@ type Trainer struct {
 	dsrc    *rand.PCG
 	dr      *rand.Rand
 	dp      *dpState // DP-SGD buffers, made on first use
+	stop    *atomic.Bool
 }
+
+// StopOn makes Train return early, after the mini-batch in progress, once
+// flag is set (a host sets it when its context ends, e.g. on SIGINT): the
+// parameters are then partly trained and must be dropped. Checking it costs
+// an atomic load per mini-batch. nil never stops.
+func (t *Trainer) StopOn(flag *atomic.Bool) { t.stop = flag }
+
+// stopped reports whether the flag given to StopOn is set.
+func (t *Trainer) stopped() bool { return t.stop != nil && t.stop.Load() }
 
 // span is one mini-batch: order[lo:hi] of segment seg.
 type span struct{ seg, lo, hi int }
@@ -126,7 +137,7 @@ func NewTrainer(m *nn.Model, batch int) *Trainer {
 // client, round). With cfg.DP it runs DP-SGD instead (trainDP). ex may be
 // nil. It returns the mean training loss (the data term) over all steps
 // and the number of steps. Train allocates only when the data is larger
-// than any this Trainer has seen.
+// than any this Trainer has seen. It stops early when told to (StopOn).
 func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras, client, round int) (loss float64, steps int) {
 	if len(params) != len(t.grad) {
 		panic(fmt.Sprintf("client: params has %d values, model has %d", len(params), len(t.grad)))
@@ -157,7 +168,7 @@ func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras
 	order := t.order[:total]
 	in := t.model.InputSize()
 	rng.Reseed(t.dsrc, cfg.Seed, "dropout", client, round)
-	for e := 0; (cfg.Steps > 0 && steps < cfg.Steps) || (cfg.Steps <= 0 && e < cfg.Epochs); e++ {
+	for e := 0; ((cfg.Steps > 0 && steps < cfg.Steps) || (cfg.Steps <= 0 && e < cfg.Epochs)) && !t.stopped(); e++ {
 		rng.Reseed(t.src, cfg.Seed, "shuffle", client, round, e)
 		t.batches = t.batches[:0]
 		off := 0
@@ -174,7 +185,7 @@ func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras
 			t.r.Shuffle(len(t.batches), func(i, j int) { t.batches[i], t.batches[j] = t.batches[j], t.batches[i] })
 		}
 		for _, b := range t.batches {
-			if cfg.Steps > 0 && steps == cfg.Steps {
+			if (cfg.Steps > 0 && steps == cfg.Steps) || t.stopped() {
 				break
 			}
 			s := segs[b.seg]

@@ -86,7 +86,8 @@ var reference = []KeyDoc{
 	{Path: "eval.batch_size", Kind: KindInt, Default: "1000", Doc: "evaluation batch size"},
 
 	{Path: "transport", Kind: "mapping", Doc: "message bus"},
-	{Path: "transport.nats", Kind: KindString, Default: "embedded", Doc: `"embedded" (in-process NATS server) or a nats:// or tls:// URL`},
+	{Path: "transport.nats", Kind: KindString, Default: "embedded", Doc: `"embedded" (in-process NATS server), a nats:// or tls:// URL, or several comma-separated (a cluster's nodes: a connection moves to another node when its node goes away)`},
+	{Path: "transport.timeout", Kind: "duration", Default: "0s", Doc: "external NATS: how long a connection may stay down while it reconnects before the run ends with an error naming the URL, and how long the server waits without any update before it sends the round again to the clients it has not heard from; 0 = 30s; else at least 100ms"},
 
 	{Path: "fot", Kind: "mapping", Doc: "FOT settings; a fot method's own options override them"},
 	{Path: "fot.epsilon", Kind: KindFloat, Default: "0.96", Doc: "GPSE energy threshold in (0, 1] (paper: 0.96 IID, 0.94 non-IID PMNIST)"},

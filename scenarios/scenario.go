@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/fotsim/fotsim/methods"
+	"github.com/fotsim/fotsim/transport"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -156,9 +157,24 @@ type Eval struct {
 
 // Transport selects the message bus.
 type Transport struct {
-	// NATS is "embedded" (an in-process server) or a nats:// or tls:// URL.
-	// Default: embedded.
+	// NATS is "embedded" (an in-process server), a nats:// or tls:// URL, or
+	// several comma-separated URLs (the nodes of a NATS cluster). Default:
+	// embedded.
 	NATS string `yaml:"nats"`
+	// Timeout is how long a connection to an external NATS server may stay
+	// down while it reconnects before the run ends with an error, and how
+	// long the server waits without an update before it sends a round
+	// again; 0 means transport.DefaultTimeout (30s). Omitted from the
+	// resolved scenario when 0. Default: 0s.
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
+// DialTimeout is Timeout with 0 replaced by transport.DefaultTimeout.
+func (t Transport) DialTimeout() time.Duration {
+	if t.Timeout == 0 {
+		return transport.DefaultTimeout
+	}
+	return t.Timeout
 }
 
 // FOT configures Federated Orthogonal Training (docs/ALGORITHMS.md section 3): the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"github.com/fotsim/fotsim/methods"
+	"github.com/fotsim/fotsim/transport"
 	"os"
 	"path"
 	"path/filepath"
@@ -194,6 +195,11 @@ func TestValidationRules(t *testing.T) {
 			"duplicate method: fot(eps=0.96) runs the same configuration as methods[0] (fot)"},
 		{"nats scheme", "transport:\n  nats: http://host:4222\n", nil, 4, "transport.nats", `want "embedded" or a nats:// or tls:// URL`},
 		{"nats no host", "transport:\n  nats: nats://\n", nil, 4, "transport.nats", `got "nats://"`},
+		{"nats list item", "transport:\n  nats: nats://a:4222,http://b:4222\n", nil, 4, "transport.nats", `(or several, comma-separated: a cluster's nodes), got "nats://a:4222,http://b:4222"`},
+		{"nats list empty item", "transport:\n  nats: 'nats://a:4222,'\n", nil, 4, "transport.nats", `got "nats://a:4222,"`},
+		{"timeout < 0", "transport:\n  timeout: -1s\n", nil, 4, "transport.timeout", "must be 0 (the default, 30s) or at least 100ms, got -1s"},
+		{"timeout tiny", "transport:\n  timeout: 1ms\n", nil, 4, "transport.timeout", "or at least 100ms, got 1ms"},
+		{"timeout not a duration", "transport:\n  timeout: 30\n", nil, 4, "transport.timeout", "want a duration such as 30s"},
 		// type errors
 		{"want number", "train:\n  lr: fast\n", nil, 4, "train.lr", `want a number, got "fast"`},
 		{"want integer", "train:\n  batch_size: 1.5\n", nil, 4, "train.batch_size", "want an integer, got 1.5"},
@@ -243,6 +249,9 @@ func TestValidNATSAndEdgeValues(t *testing.T) {
 	cases := []string{
 		"transport: {nats: 'nats://host:4222'}",
 		"transport: {nats: 'tls://10.0.0.1:4222'}",
+		"transport: {nats: 'nats://10.0.0.1:4222,nats://10.0.0.2:4222, tls://10.0.0.3:4222'}",
+		"transport: {timeout: 2s}",
+		"transport: {timeout: 0s}",
 		"fot: {epsilon: 1}",
 		"train: {clients_per_round: 10, deadline: 1m30s}",
 		"train: {deadline: 0}",
@@ -365,6 +374,8 @@ func TestSet(t *testing.T) {
 			func(s *Scenario) (any, any) { return s.Model.Conv, []Conv{{Out: 16, Kernel: 3, Stride: 1, Pool: 1}} }},
 		{"duration", "", []string{"train.deadline=30s"}, func(s *Scenario) (any, any) { return s.Train.Deadline, 30 * time.Second }},
 		{"url", "", []string{"transport.nats=nats://10.0.0.2:4222"}, func(s *Scenario) (any, any) { return s.Transport.NATS, "nats://10.0.0.2:4222" }},
+		{"url list", "", []string{"transport.nats=nats://a:4222,nats://b:4222"}, func(s *Scenario) (any, any) { return s.Transport.NATS, "nats://a:4222,nats://b:4222" }},
+		{"timeout", "", []string{"transport.timeout=5s"}, func(s *Scenario) (any, any) { return s.Transport.Timeout, 5 * time.Second }},
 		{"empty value is empty string", "description: x", []string{"description="}, func(s *Scenario) (any, any) { return s.Description, "" }},
 	}
 	for _, c := range cases {
@@ -623,6 +634,7 @@ var roundTripCases = []struct {
 	{"rotated", "data: {stream: rotated, tasks: 3, angles: [0, 22.5, 45]}\ntrain: {deadline: 1m30s}", nil},
 	{"sets", "", []string{"methods=[fedavg,fot]", "fot.epsilon=0.94", "partition.scheme=shards", "seeds=[0,1,2]", "data.mean=0"}},
 	{"synthetic", "data: {dataset: synthetic, synthetic: {dim: 8, noise: 0.25}}\ntransport: {nats: 'nats://h:4222'}", nil},
+	{"timeout", "transport: {nats: 'nats://h:4222,nats://g:4222', timeout: 1m30s}", nil},
 }
 
 func TestResolvedRoundTrip(t *testing.T) {
@@ -875,5 +887,29 @@ func BenchmarkParseQuickstart(b *testing.B) {
 		if _, err := Parse(data, "builtin:quickstart", sets); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// transport.timeout is 0 by default, which means transport.DefaultTimeout,
+// and is left out of the resolved scenario then, so that run records of
+// scenarios that do not set it stay as they were.
+func TestTransportTimeout(t *testing.T) {
+	s := mustParse(t, "")
+	if s.Transport.Timeout != 0 || s.Transport.DialTimeout() != transport.DefaultTimeout {
+		t.Errorf("default: Timeout %v DialTimeout %v, want 0 and %v", s.Transport.Timeout, s.Transport.DialTimeout(), transport.DefaultTimeout)
+	}
+	out, err := s.Resolved()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "timeout") {
+		t.Errorf("Resolved() of the default mentions the timeout:\n%s", out)
+	}
+	s = mustParse(t, "transport: {timeout: 2s}")
+	if s.Transport.DialTimeout() != 2*time.Second {
+		t.Errorf("DialTimeout: got %v, want 2s", s.Transport.DialTimeout())
+	}
+	if out, err = s.Resolved(); err != nil || !strings.Contains(string(out), "timeout: 2s") {
+		t.Errorf("Resolved() with a timeout: got %v\n%s\nwant it to hold timeout: 2s", err, out)
 	}
 }

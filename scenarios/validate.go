@@ -5,6 +5,9 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/fotsim/fotsim/transport"
 )
 
 // issue is one semantic problem: the key path to blame, the message, and the other
@@ -85,6 +88,9 @@ func (s *Scenario) check() []issue {
 	c.atLeast("eval.every", s.Eval.Every, 0)
 	c.atLeast("eval.batch_size", s.Eval.BatchSize, 1)
 	checkNATS(c, s.Transport.NATS)
+	if t := s.Transport.Timeout; t != 0 && t < minTimeout {
+		c.add("transport.timeout", fmt.Sprintf("must be 0 (the default, %s) or at least %s, got %s", transport.DefaultTimeout, minTimeout, t))
+	}
 	for _, p := range s.FOT.Validate() {
 		c.add("fot."+p.Key, p.Msg)
 	}
@@ -270,15 +276,23 @@ func (s *Scenario) checkTrain(c *checker) {
 	}
 }
 
+// minTimeout is the shortest transport.timeout: a connection must be
+// allowed a few reconnect attempts.
+const minTimeout = 100 * time.Millisecond
+
 func checkNATS(c *checker, v string) {
 	if v == "embedded" {
 		return
 	}
-	u, err := url.Parse(v)
-	if err == nil && (u.Scheme == "nats" || u.Scheme == "tls") && u.Host != "" {
+	ok := true
+	for _, p := range strings.Split(v, ",") {
+		u, err := url.Parse(strings.TrimSpace(p))
+		ok = ok && err == nil && (u.Scheme == "nats" || u.Scheme == "tls") && u.Host != ""
+	}
+	if ok {
 		return
 	}
-	c.add("transport.nats", fmt.Sprintf(`want "embedded" or a nats:// or tls:// URL such as nats://host:4222, got %q`, v))
+	c.add("transport.nats", fmt.Sprintf(`want "embedded" or a nats:// or tls:// URL such as nats://host:4222 (or several, comma-separated: a cluster's nodes), got %q`, v))
 }
 
 func plural(n int, word string) string {

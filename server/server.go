@@ -45,6 +45,13 @@ type Config struct {
 	// Deadline > 0 closes a round's collection after that long; late
 	// updates are counted and dropped. 0 waits for every selected client.
 	Deadline time.Duration
+	// Resend > 0 publishes a round's message again, listing only the
+	// selected clients not heard from, when Resend passes without an
+	// update: a round or an update lost while a NATS connection was down
+	// or moved to another cluster node is sent again (a client host
+	// trains those clients again, which gives the same updates). Resent
+	// bytes are not counted in BytesDown. 0 never resends.
+	Resend time.Duration
 	// Rule, when non-nil, is the method's server side on top of FedAvg
 	// (FOT's projection and bases, EWC's penalty, a LoRA method's
 	// refactor or merge; the methods package builds it).
@@ -180,6 +187,7 @@ type Server struct {
 	aggc  []float32 // the mean of the compact deltas
 
 	timing Timing
+	conn   faults // tr's connection, when it can be lost (transport.Conn)
 
 	mu      sync.Mutex
 	col     collection
@@ -212,6 +220,7 @@ func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, e
 		return nil, fmt.Errorf("%w: evaluator has %d tasks, config %d", ErrConfig, eval.Tasks(), cfg.Tasks)
 	}
 	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, rule: cfg.Rule, agg: make([]float32, model.NumParams())}
+	s.conn, _ = tr.(faults)
 	if cfg.DP != nil {
 		s.dp = &dpAccounts{cfg: *cfg.DP}
 	}
@@ -485,8 +494,17 @@ func (s *Server) open(round int32, sel []int32, flags uint32) {
 	c.full = make(chan struct{})
 }
 
+// faults is implemented by transports that can lose their connection for
+// good (transport.Conn): Done is closed then, and Err says why.
+type faults interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
 // collect waits until every selected client has answered, the deadline
-// passes or ctx ends, and returns the accepted updates in client-id order.
+// passes, ctx ends or the transport's connection is lost (faults), and
+// returns the accepted updates in client-id order. Every cfg.Resend
+// without an update, it sends the round again to the clients missing.
 func (s *Server) collect(ctx context.Context) ([]*transport.Message, error) {
 	var deadline <-chan time.Time
 	if s.cfg.Deadline > 0 {
@@ -494,15 +512,39 @@ func (s *Server) collect(ctx context.Context) ([]*transport.Message, error) {
 		defer t.Stop()
 		deadline = t.C
 	}
+	var resend *time.Ticker
+	var tick <-chan time.Time
+	if s.cfg.Resend > 0 {
+		resend = time.NewTicker(s.cfg.Resend)
+		defer resend.Stop()
+		tick = resend.C
+	}
+	var lost <-chan struct{}
+	if s.conn != nil {
+		lost = s.conn.Done()
+	}
 	s.mu.Lock()
-	full := s.col.full
+	full, heard := s.col.full, s.col.n
 	s.mu.Unlock()
 	var err error
-	select {
-	case <-full:
-	case <-deadline:
-	case <-ctx.Done():
-		err = ctx.Err()
+wait:
+	for {
+		select {
+		case <-full:
+			break wait
+		case <-deadline:
+			break wait
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-lost:
+			err = s.conn.Err()
+			break wait
+		case <-tick:
+			if heard, err = s.resend(heard); err != nil {
+				break wait
+			}
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -514,6 +556,34 @@ func (s *Server) collect(ctx context.Context) ([]*transport.Message, error) {
 		}
 	}
 	return out, err
+}
+
+// resend publishes the round being collected (s.msg) again to the
+// selected clients not heard from, unless updates arrived since the last
+// call (heard: how many had then). It returns how many have arrived now.
+func (s *Server) resend(heard int) (int, error) {
+	s.mu.Lock()
+	c := &s.col
+	n := c.n
+	var missing []int32
+	if n == heard {
+		for _, id := range s.msg.Clients {
+			if c.got[c.slot[id]] == nil {
+				missing = append(missing, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return n, nil
+	}
+	m := s.msg
+	m.Clients = missing
+	if _, err := s.tr.Publish(s.cfg.Subjects.Round, &m); err != nil {
+		return n, fmt.Errorf("server: send round %d again: %w", m.Round, err)
+	}
+	s.logf("server: no update of round %d in the last %v: sent the round again to the %d clients not heard from", m.Round, s.cfg.Resend, len(missing))
+	return n, nil
 }
 
 // receive is the update handler: it checks an update against the round

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"sync/atomic"
 
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/dp"
@@ -79,7 +80,13 @@ func (x *Experiment) pretrainCentral(ctx context.Context, params []float32, task
 		Train: x.Model.BaseParams(),
 	}
 	tr := client.NewTrainer(x.Model, sc.Train.BatchSize)
+	var stop atomic.Bool // ctx ends (SIGINT): stop within a mini-batch
+	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+	tr.StopOn(&stop)
 	loss, _ := tr.Train(params, []client.Segment{{View: v, Rows: rows, Head: x.heads[task]}}, cfg, nil, -1, task)
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	return loss, nil
 }
 

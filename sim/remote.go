@@ -462,7 +462,7 @@ func (x *Experiment) executeRemote(ctx context.Context, opts Options) (*results.
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.Dial(url, "fotsim-server")
+	conn, err := transport.DialWith(url, "fotsim-server", transport.DialOptions{Timeout: sc.Transport.DialTimeout()})
 	if err != nil {
 		return nil, err
 	}

@@ -275,11 +275,13 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	srvConn, hostConn, closeAll, err := connect(sc.Transport.NATS)
+	srvConn, hostConn, closeAll, err := connect(sc.Transport.NATS, sc.Transport.DialTimeout())
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll()
+	ctx, unwatch := watchConns(ctx, srvConn, hostConn)
+	defer unwatch()
 	id := runID(sc, x.Run)
 	logf := logger(opts.Log)
 	clients, _ := population(sc, x.Spec)
@@ -309,9 +311,9 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err != nil {
 		cancel()
 		if herr := <-hostDone; herr != nil && !errors.Is(herr, context.Canceled) {
-			return nil, fmt.Errorf("sim: client host: %w", herr)
+			return nil, connErr(ctx, fmt.Errorf("sim: client host: %w", herr))
 		}
-		return nil, err
+		return nil, connErr(ctx, err)
 	}
 	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("sim: client host: %w", err)
@@ -386,6 +388,9 @@ func (x *Experiment) serverConfig(subjects transport.Subjects, opts Options, log
 	}
 	if opts.OnRound != nil {
 		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
+	}
+	if external(sc.Transport.NATS) { // messages can be lost: send rounds again
+		scfg.Resend = sc.Transport.DialTimeout()
 	}
 	return scfg, nil
 }
@@ -491,8 +496,9 @@ func (x *Experiment) serverMethod(weighting aggregator.Weighting) (server.Rule, 
 }
 
 // connect returns the server's and the host's connections and a function
-// that closes them (and the embedded server, if it started one).
-func connect(url string) (srv, host *transport.Conn, closeAll func(), err error) {
+// that closes them (and the embedded server, if it started one). External
+// connections are given up after timeout without a server.
+func connect(url string, timeout time.Duration) (srv, host *transport.Conn, closeAll func(), err error) {
 	if url == "" || url == "embedded" {
 		emb, err := transport.StartEmbedded()
 		if err != nil {
@@ -508,11 +514,12 @@ func connect(url string) (srv, host *transport.Conn, closeAll func(), err error)
 		}
 		return srv, host, func() { host.Close(); srv.Close(); emb.Shutdown() }, nil
 	}
-	srv, err = transport.Dial(url, "fotsim-server")
+	opts := transport.DialOptions{Timeout: timeout}
+	srv, err = transport.DialWith(url, "fotsim-server", opts)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	host, err = transport.Dial(url, "fotsim-host-0")
+	host, err = transport.DialWith(url, "fotsim-host-0", opts)
 	if err != nil {
 		srv.Close()
 		return nil, nil, nil, err

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -16,7 +17,6 @@ import (
 const (
 	dialTimeout   = 5 * time.Second
 	reconnectWait = 250 * time.Millisecond
-	maxReconnects = 240 // with reconnectWait: about a minute of trying
 	// subPendingBytes bounds the bytes NATS queues for one subscription
 	// whose handler falls behind (nats.go's default is 64 MiB, less than a
 	// round of 64 updates of a 480k-parameter model).
@@ -38,6 +38,8 @@ type Conn struct {
 
 	subsMu sync.Mutex
 	subs   map[*nats.Subscription]*subscription
+
+	hl *health // disconnects, reconnects, Done and Err (health.go)
 }
 
 func newConn() *Conn {
@@ -51,23 +53,40 @@ func newConn() *Conn {
 }
 
 // Dial connects to the NATS server at url (for example "nats://host:4222",
-// or several comma-separated URLs) under the connection name name. The
-// connection reconnects on its own for about a minute after losing the
-// server, buffering up to 8 MiB of publishes meanwhile. Errors wrap
-// ErrConnect and name the URL.
+// or several comma-separated URLs, such as the nodes of a cluster) under
+// the connection name name, with DefaultTimeout (see DialWith).
 func Dial(url, name string) (*Conn, error) {
+	return DialWith(url, name, DialOptions{})
+}
+
+// DialWith is Dial with options. The connection reconnects on its own
+// after losing its server, to any server of url (and those the cluster
+// advertises), buffering up to 8 MiB of publishes meanwhile; when it stays
+// disconnected for longer than opts.Timeout, it gives up: Done is closed
+// and Err names the URL and how long it was down. Errors wrap ErrConnect
+// (or ErrOptions) and name the URL.
+func DialWith(url, name string, opts DialOptions) (*Conn, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
 	c := newConn()
-	nc, err := nats.Connect(url,
+	c.hl = newHealth(url, timeout)
+	nc, err := nats.Connect(url, append(c.hl.options(),
 		nats.Name(name),
 		nats.Timeout(dialTimeout),
 		nats.ReconnectWait(reconnectWait),
-		nats.MaxReconnects(maxReconnects),
+		nats.MaxReconnects(-1), // the health's timeout gives up instead
+		// A server that vanishes without closing the socket is noticed
+		// after two unanswered pings.
+		nats.PingInterval(min(max(timeout/2, time.Second), 2*time.Minute)),
 		nats.ErrorHandler(c.asyncError),
-	)
+	)...)
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, url, err)
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, c.hl.urls, err)
 	}
 	c.nc = nc
+	c.hl.connected(nc)
 	return c, nil
 }
 
@@ -110,7 +129,7 @@ func (c *Conn) publish(subject string, kind Kind, buf []byte) (int, error) {
 	if wholeHdrLen+size <= maxPayload {
 		frame := buf[headroom-wholeHdrLen:]
 		frame[0], frame[1], frame[2], frame[3] = frameWhole, 0, 0, 0
-		if err := c.nc.Publish(subject, frame); err != nil {
+		if err := c.natsPublish(subject, frame); err != nil {
 			return 0, fmt.Errorf("transport: publish %s on %q: %w", kind, subject, natsErr(err))
 		}
 		c.out.Add(int64(len(frame)))
@@ -130,7 +149,7 @@ func (c *Conn) publish(subject string, kind Kind, buf []byte) (int, error) {
 		end := min(off+body, len(buf))
 		h.index = uint32(i)
 		putChunkHeader(buf[off-chunkHdrLen:], h)
-		if err := c.nc.Publish(subject, buf[off-chunkHdrLen:end]); err != nil {
+		if err := c.natsPublish(subject, buf[off-chunkHdrLen:end]); err != nil {
 			return 0, fmt.Errorf("transport: publish %s on %q: chunk %d of %d: %w", kind, subject, i, h.count, natsErr(err))
 		}
 		c.out.Add(int64(end - off + chunkHdrLen))
@@ -148,7 +167,7 @@ func (c *Conn) PublishRaw(subject string, data []byte) error {
 	if len(data) > c.MaxPayload() {
 		return fmt.Errorf("%w: publish raw on %q: %d bytes, server max payload %d", ErrTooLarge, subject, len(data), c.MaxPayload())
 	}
-	if err := c.nc.Publish(subject, data); err != nil {
+	if err := c.natsPublish(subject, data); err != nil {
 		return fmt.Errorf("transport: publish raw on %q: %w", subject, natsErr(err))
 	}
 	c.out.Add(int64(len(data)))
@@ -228,16 +247,30 @@ func (c *Conn) Subscribe(subject string, fn func(m *Message, err error)) (func()
 }
 
 // Flush waits until the server has processed everything published so far.
+// While the connection is reconnecting, it waits for the reconnect (what
+// was published meanwhile goes out then), or fails with Err once the
+// connection is given up.
 func (c *Conn) Flush() error {
-	if err := c.nc.Flush(); err != nil {
-		return fmt.Errorf("transport: flush: %w", natsErr(err))
+	for {
+		err := c.nc.Flush()
+		if err == nil {
+			return nil
+		}
+		if c.nc.IsClosed() || !c.reconnected() {
+			if lost := c.Err(); lost != nil {
+				err = lost
+			}
+			return fmt.Errorf("transport: flush: %w", natsErr(err))
+		}
 	}
-	return nil
 }
 
 // Close closes the connection (after flushing what is buffered to the
 // socket). Subscriptions end; it is safe to call more than once.
-func (c *Conn) Close() { c.nc.Close() }
+func (c *Conn) Close() {
+	c.hl.close()
+	c.nc.Close()
+}
 
 // Stats returns the payload bytes this Conn has published and received so
 // far, frame and chunk headers included (NATS protocol overhead excluded).

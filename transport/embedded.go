@@ -1,9 +1,12 @@
 package transport
 
 import (
+	"cmp"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -31,6 +34,19 @@ type EmbeddedOptions struct {
 	// MaxPayload is the largest NATS payload in bytes (DefaultMaxPayload
 	// when 0). Larger messages are chunked by Conn.Publish.
 	MaxPayload int
+	// Name is the server's name ("fotsim-embedded" when empty); the
+	// nodes of a cluster need names of their own.
+	Name string
+	// Cluster, when set, makes the server a node of the NATS cluster of
+	// that name: it accepts routes from the other nodes on Host at
+	// ClusterPort (0: a free port at random, see ClusterURL) and connects
+	// to the nodes listed in Routes (nats://host:port route URLs; the
+	// nodes then learn of each other). Clients may Dial the
+	// comma-separated URLs of the nodes and move to another node when
+	// theirs goes away.
+	Cluster     string
+	ClusterPort int
+	Routes      []string
 }
 
 // DefaultEmbeddedOptions returns the options StartEmbedded uses.
@@ -47,6 +63,17 @@ func (o EmbeddedOptions) Validate() error {
 	if o.MaxPayload != 0 && (o.MaxPayload < minMaxPayload || o.MaxPayload > maxMaxPayload) {
 		return fmt.Errorf("%w: max payload %d bytes, want %d to %d", ErrOptions, o.MaxPayload, minMaxPayload, maxMaxPayload)
 	}
+	if o.Cluster == "" && (o.ClusterPort != 0 || len(o.Routes) > 0) {
+		return fmt.Errorf("%w: a cluster port or routes without a cluster name", ErrOptions)
+	}
+	if o.ClusterPort < 0 || o.ClusterPort > 65535 {
+		return fmt.Errorf("%w: cluster port %d, want 0 (random) to 65535", ErrOptions, o.ClusterPort)
+	}
+	for _, r := range o.Routes {
+		if u, err := url.Parse(r); err != nil || u.Host == "" {
+			return fmt.Errorf("%w: route %q, want a URL such as nats://127.0.0.1:6222", ErrOptions, r)
+		}
+	}
 	return nil
 }
 
@@ -54,8 +81,9 @@ func (o EmbeddedOptions) Validate() error {
 // from this process (Connect) use in-memory pipes; other processes reach it
 // over TCP at URL().
 type Embedded struct {
-	srv *server.Server
-	url string
+	srv     *server.Server
+	url     string
+	cluster string // route URL, "" outside a cluster
 }
 
 // StartEmbedded starts an embedded NATS server with DefaultEmbeddedOptions:
@@ -81,7 +109,7 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		port = server.RANDOM_PORT
 	}
 	so := &server.Options{
-		ServerName: "fotsim-embedded",
+		ServerName: cmp.Or(opts.Name, "fotsim-embedded"),
 		Host:       opts.Host,
 		Port:       port,
 		NoLog:      true,
@@ -91,6 +119,14 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		// the server: leave room for a round's worth of updates.
 		MaxPending: max(server.MAX_PENDING_SIZE, 4*int64(opts.MaxPayload)),
 		JetStream:  false,
+	}
+	if opts.Cluster != "" {
+		cport := opts.ClusterPort
+		if cport == 0 {
+			cport = server.RANDOM_PORT
+		}
+		so.Cluster = server.ClusterOpts{Name: opts.Cluster, Host: opts.Host, Port: cport}
+		so.Routes = server.RoutesFromStr(strings.Join(opts.Routes, ","))
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
@@ -112,27 +148,44 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		p = a.Port
 	}
 	e.url = "nats://" + net.JoinHostPort(host, strconv.Itoa(p))
+	if a := srv.ClusterAddr(); a != nil && opts.Cluster != "" {
+		e.cluster = "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
+	}
 	return e, nil
 }
+
+// ClusterURL returns the route URL other nodes of the cluster connect to
+// (EmbeddedOptions.Routes), "" for a server outside a cluster.
+func (e *Embedded) ClusterURL() string { return e.cluster }
+
+// Peers returns the number of other cluster nodes this server has a route
+// to now.
+func (e *Embedded) Peers() int { return e.srv.NumRemotes() }
+
+// Clients returns the number of client connections the server has now.
+func (e *Embedded) Clients() int { return e.srv.NumClients() }
 
 // URL returns the server's client URL, nats://host:port, for processes that
 // Dial it. A server listening on all interfaces reports 127.0.0.1.
 func (e *Embedded) URL() string { return e.url }
 
 // Connect opens a connection named name to the server over an in-memory pipe
-// (no TCP). It does not reconnect: it lives as long as the server.
+// (no TCP). It does not reconnect: it lives as long as the server (its
+// Done is closed if the server shuts down under it).
 func (e *Embedded) Connect(name string) (*Conn, error) {
 	c := newConn()
-	nc, err := nats.Connect(e.url,
+	c.hl = newHealth(e.url, 0)
+	nc, err := nats.Connect(e.url, append(c.hl.options(),
 		nats.InProcessServer(e.srv),
 		nats.Name(name),
 		nats.NoReconnect(),
 		nats.ErrorHandler(c.asyncError),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w in-process to %s: %w", ErrConnect, e.url, err)
 	}
 	c.nc = nc
+	c.hl.connected(nc)
 	return c, nil
 }
 

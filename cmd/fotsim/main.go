@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
 	"syscall"
@@ -26,19 +25,24 @@ func usagef(format string, args ...any) error {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifySignals(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	os.Exit(exitCode(err, os.Stderr))
+	os.Exit(exitCode(interrupted(ctx, err), os.Stderr))
 }
 
 // exitCode prints err and maps it to the process exit code: 0 ok, 2 usage
-// or bad input, 1 anything else.
+// or bad input, 130 or 143 interrupted by SIGINT or SIGTERM (signals.go),
+// 1 anything else.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
 	fmt.Fprintf(stderr, "fotsim: %v\n", err)
+	var sig signalError
+	if errors.As(err, &sig) {
+		return sig.exitCode()
+	}
 	var u usageError
 	if errors.As(err, &u) {
 		return 2

@@ -81,6 +81,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	if err != nil {
 		return scenarioError(err)
 	}
+	if err := checkOutDirs(*out, sc); err != nil {
+		return err
+	}
 	var lv *liveServer // the live view, or nil
 	if *live != "" {
 		if lv, err = startLive(*live, stdout); err != nil {
@@ -92,13 +95,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	runs := sc.Runs()
 	var recs []*results.Record
 	for _, r := range runs {
-		dir := sim.DefaultOut(sc, r)
-		if *out != "" {
-			dir = *out
-			if len(runs) > 1 {
-				dir = filepath.Join(*out, filepath.Base(sim.DefaultOut(sc, r)))
-			}
-		}
+		dir := runDir(*out, sc, r, len(runs))
 		opts := sim.Options{Out: dir}
 		lv.options(&opts, sc)
 		if h.options != nil {
@@ -120,6 +117,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		}
 		rec, err := env.Run(ctx, sc, r, opts)
 		prog.End()
+		if err != nil && ctx.Err() != nil { // SIGINT, SIGTERM
+			return interruptedRun(ctx, stdout, sc, r, recs)
+		}
 		if err != nil {
 			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
 				return usageError{err}
