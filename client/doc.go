@@ -19,6 +19,12 @@
 // sampling, per-sample clipping over all trained tensors together, Gaussian
 // noise, division by the expected batch.
 //
+// A Host checks every message of the round subject before it queues it
+// (verify.go): with HostConfig.Auth, the server's signature (a forged Stop
+// or round is rejected), then the round index (no replays), task, client
+// list and model size; Host.Rejected counts what it refused by reason.
+// With Auth it signs each update with its client's key (package auth).
+//
 // Every random draw of a client (shuffling, dropout, GPSE sketches) comes
 // from a stream named by (seed, purpose, client, round), so a client's
 // update is the same whichever worker or host trains it.

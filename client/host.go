@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
@@ -95,6 +96,17 @@ type HostConfig struct {
 	// PretrainLR, when > 0, replaces Train.SGD.LR in pretraining rounds
 	// (FlagBase).
 	PretrainLR float32
+	// Tasks, Clients and ClientsPerRound are the run's: a round message
+	// whose task is not in [0, Tasks), or whose client list is longer than
+	// ClientsPerRound or names an id outside [0, Clients), is rejected
+	// (see verify.go). 0 leaves that bound unchecked.
+	Tasks, Clients, ClientsPerRound int
+	// Auth, when non-nil, authenticates the run (package auth): the host
+	// signs every update with the key of its client and accepts only
+	// round and stop messages signed with the server's key, over RunID.
+	Auth *auth.Keys
+	// RunID is the run id that signatures name; required with Auth.
+	RunID string
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -109,6 +121,12 @@ func (c HostConfig) Validate() error {
 	}
 	if c.LoRA != "" && c.LoRA != "ab" && c.LoRA != "b" {
 		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.LoRA)
+	}
+	if c.Tasks < 0 || c.Clients < 0 || c.ClientsPerRound < 0 || (c.Clients > 0 && c.Last > c.Clients) {
+		return fmt.Errorf("%w: %d tasks, %d clients (%d per round) for a host of clients [%d, %d)", ErrConfig, c.Tasks, c.Clients, c.ClientsPerRound, c.First, c.Last)
+	}
+	if c.Auth != nil && c.RunID == "" {
+		return fmt.Errorf("%w: authentication without a run id", ErrConfig)
 	}
 	if d := c.DP; d != nil {
 		if !(d.Clip > 0) {
@@ -132,6 +150,7 @@ type Host struct {
 	model  *nn.Model
 	shards Shards
 	tr     Transport
+	checks checks    // of round messages, and what they rejected (verify.go)
 	pool   sync.Pool // *worker
 	done   chan error
 	stop   atomic.Bool // set when Start's context ends: training stops (Trainer.StopOn)
@@ -144,6 +163,9 @@ func NewHost(cfg HostConfig, model *nn.Model, shards Shards, tr Transport) (*Hos
 		return nil, err
 	}
 	h := &Host{cfg: cfg, model: model, shards: shards, tr: tr}
+	if cfg.Auth != nil {
+		h.checks.server = cfg.Auth.ServerPublic()
+	}
 	h.pool.New = func() any { return h.newWorker() }
 	return h, nil
 }
@@ -188,8 +210,7 @@ type arrival struct {
 func (h *Host) Start(ctx context.Context) error {
 	inbox := make(chan arrival, 16)
 	unsub, err := h.tr.Subscribe(h.cfg.Subjects.Round, func(m *transport.Message, err error) {
-		if err != nil {
-			h.logf("client: rejected round message: %v", err)
+		if !h.admit(m, err) {
 			return
 		}
 		select {
@@ -388,6 +409,11 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		}
 	}
 	u.Scalars[2].Value = time.Since(start).Seconds() // training and the method's work (Fisher, GPSE)
+	if h.cfg.Auth != nil {
+		if err := protocol.Sign(u, h.cfg.RunID, h.cfg.Auth.ClientKey(c)); err != nil {
+			return fmt.Errorf("client %d: sign update of round %d: %w", c, round, err)
+		}
+	}
 	err := wk.frame.Encode(u)
 	if err == nil {
 		_, err = h.tr.PublishFrame(h.cfg.Subjects.Update, &wk.frame)

@@ -3,12 +3,14 @@ package client_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/client/clienttest"
 	"github.com/fotsim/fotsim/nn"
@@ -32,6 +34,9 @@ func TestHostConfigValidate(t *testing.T) {
 		{"negative-first", func(c *client.HostConfig) { c.First = -1 }},
 		{"bad-train", func(c *client.HostConfig) { c.Train.Epochs = 0 }},
 		{"bad-lora", func(c *client.HostConfig) { c.LoRA = "a" }},
+		{"fewer-clients-than-range", func(c *client.HostConfig) { c.Clients = 3 }},
+		{"negative-tasks", func(c *client.HostConfig) { c.Tasks = -1 }},
+		{"auth-without-run", func(c *client.HostConfig) { c.Auth = &auth.Keys{} }},
 	}
 	m := clienttest.Model(t, 1, false)
 	for _, tc := range tests {
@@ -142,14 +147,9 @@ func TestHostSkipsBadMessages(t *testing.T) {
 			t.Errorf("log %q: no line mentions %q", lines, w)
 		}
 	}
-	skipped := 0
-	for _, l := range lines {
-		if strings.Contains(l, "skipped") {
-			skipped++
-		}
-	}
-	if skipped != 2 {
-		t.Errorf("got %d 'skipped' log lines, want 2 (the two malformed rounds): %q", skipped, lines)
+	want := map[string]int{client.RejectParams: 2, client.RejectDecode: 1, client.RejectKind: 1}
+	if got := rh.Rejected(); !maps.Equal(got, want) {
+		t.Errorf("Rejected: got %v, want %v", got, want)
 	}
 }
 

@@ -74,6 +74,9 @@ func sampleRecord() *Record {
 		PretrainTasks:   1,
 		DP: &DP{EpsilonTarget: 6, Delta: 1e-5, Clip: 2, Sigma: []float64{0.75, 0.5},
 			EpsilonSpent: []float64{5.994, 0}, EpsilonSpentMax: 5.994},
+		RejectedByReason:           map[string]int{"signature": 1, "norm": 1},
+		RejectedBroadcasts:         3,
+		RejectedBroadcastsByReason: map[string]int{"task": 1, "signature": 2},
 	}
 	r.FillMetrics()
 	return r

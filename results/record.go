@@ -64,6 +64,14 @@ type Record struct {
 	PretrainTasks   int     `json:"pretrain_tasks"`   // leading tasks that pretrained the base model (scenario pretrain.tasks)
 	FinetuneACC     float64 `json:"finetune_acc"`     // [FinetuneACC]: ACC over the tasks after pretraining (= ACC without pretraining)
 	DP              *DP     `json:"dp,omitempty"`     // DP-SGD settings and spent privacy; absent when DP is off
+
+	// Message checks (absent when nothing was rejected). The keys are the
+	// reasons of package server (RejectedByReason) and package client
+	// (RejectedBroadcastsByReason): "signature", "norm", "task", ...
+
+	RejectedByReason           map[string]int `json:"rejected_by_reason,omitempty"`            // RejectedUpdates by reason
+	RejectedBroadcasts         int            `json:"rejected_broadcasts,omitempty"`           // messages on the round subject the client hosts refused (forged, unsigned, malformed)
+	RejectedBroadcastsByReason map[string]int `json:"rejected_broadcasts_by_reason,omitempty"` // RejectedBroadcasts by reason
 }
 
 // DP is the privacy record of a run with DP-SGD (docs/ALGORITHMS.md §5): the
@@ -192,6 +200,10 @@ type recordJSON struct {
 	PretrainTasks   int          `json:"pretrain_tasks"`
 	FinetuneACC     jfloat       `json:"finetune_acc"`
 	DP              *DP          `json:"dp,omitempty"`
+
+	RejectedByReason           map[string]int `json:"rejected_by_reason,omitempty"`
+	RejectedBroadcasts         int            `json:"rejected_broadcasts,omitempty"`
+	RejectedBroadcastsByReason map[string]int `json:"rejected_broadcasts_by_reason,omitempty"`
 }
 
 // MarshalJSON writes the record in its fixed field order, with NaN as null,
@@ -208,6 +220,8 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		TasksDetail: r.TasksDetail, FotsimVersion: r.FotsimVersion,
 		TrainableParams: r.TrainableParams, PretrainTasks: r.PretrainTasks,
 		FinetuneACC: jfloat(r.FinetuneACC), DP: r.DP,
+		RejectedByReason: r.RejectedByReason, RejectedBroadcasts: r.RejectedBroadcasts,
+		RejectedBroadcastsByReason: r.RejectedBroadcastsByReason,
 	}
 	if w.Schema == "" {
 		w.Schema = Schema
@@ -240,6 +254,8 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		TasksDetail: w.TasksDetail, FotsimVersion: w.FotsimVersion,
 		TrainableParams: w.TrainableParams, PretrainTasks: w.PretrainTasks,
 		FinetuneACC: float64(w.FinetuneACC), DP: w.DP,
+		RejectedByReason: w.RejectedByReason, RejectedBroadcasts: w.RejectedBroadcasts,
+		RejectedBroadcastsByReason: w.RejectedBroadcastsByReason,
 	}
 	if len(r.AccMatrix) == 0 {
 		r.AccMatrix = nil

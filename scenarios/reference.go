@@ -69,6 +69,7 @@ var reference = []KeyDoc{
 	{Path: "train.server_lr", Kind: KindFloat, Default: "1", Doc: "server learning rate applied to the aggregate (> 0)"},
 	{Path: "train.workers", Kind: KindInt, Default: "0", Doc: "training goroutines per client host; 0 = runtime.NumCPU(), filled in when loading (results do not depend on it)"},
 	{Path: "train.deadline", Kind: "duration", Default: "0s", Doc: "how long the server waits for updates each round (Go duration: 30s, 1m30s); 0 = wait for all"},
+	{Path: "train.max_update_norm", Kind: KindFloat, Default: "0", Doc: "the server rejects client updates whose delta has a larger L2 norm (and so any larger value); 0 = 1000, about 300 times the largest honest update of the built-in scenarios"},
 
 	{Path: "pretrain", Kind: "mapping", Doc: "train the base model on the first tasks before the methods' own training (e.g. a base for LoRA fine-tuning)"},
 	{Path: "pretrain.tasks", Kind: KindInt, Default: "0", Doc: "leading tasks that train every base parameter (adapters stay at B = 0); they stay rows and columns of the accuracy matrix; < data.tasks"},

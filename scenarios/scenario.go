@@ -144,6 +144,11 @@ type Train struct {
 	// Deadline is how long the server waits for updates each round (a Go duration such
 	// as 30s); 0 waits for all of them. Default: 0s.
 	Deadline time.Duration `yaml:"deadline"`
+	// MaxUpdateNorm is the largest L2 norm of a client update's delta the server
+	// accepts (larger ones are rejected and counted); 0 means
+	// server.DefaultMaxUpdateNorm (1000). Omitted from the resolved scenario when 0.
+	// Default: 0.
+	MaxUpdateNorm float64 `yaml:"max_update_norm,omitempty"`
 }
 
 // Eval configures evaluation.

@@ -274,6 +274,7 @@ func (s *Scenario) checkTrain(c *checker) {
 	if t.Deadline < 0 {
 		c.add("train.deadline", fmt.Sprintf("must be >= 0, got %s", t.Deadline))
 	}
+	c.nonNegative("train.max_update_norm", t.MaxUpdateNorm)
 }
 
 // minTimeout is the shortest transport.timeout: a connection must be

@@ -13,7 +13,13 @@
 //
 // The server talks to client hosts only through the small Transport
 // interface it defines, so the same code drives in-process hosts over an
-// embedded NATS server and remote hosts over a NATS cluster.
+// embedded NATS server and remote hosts over a NATS cluster. It checks
+// every update before it uses it (check.go): client id, signature
+// (Config.Auth: package auth, ed25519 with per-client keys), task, sample
+// count (Config.Samples), scalars and delta norm (Config.MaxUpdateNorm),
+// then the open round, the selection, the shape and the Rule's Check; it
+// counts what it rejects by reason (Reject...) in the record. With Auth it
+// signs every message it publishes.
 //
 //	s, err := server.New(cfg, model, eval, conn)
 //	rec, err := s.Run(ctx, params)

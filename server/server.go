@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
@@ -64,6 +66,22 @@ type Config struct {
 	Pretrain *PretrainConfig
 	// DP, when non-nil, accounts the clients' DP-SGD steps (see DPConfig).
 	DP *DPConfig
+	// Auth, when non-nil, authenticates the run (package auth, see
+	// check.go): the server signs every message it publishes with Auth's
+	// server key and accepts only updates signed with the key of the
+	// client they name, over RunID. nil accepts unsigned updates.
+	Auth *auth.Keys
+	// RunID is the run id that signatures name; required with Auth.
+	RunID string
+	// MaxUpdateNorm bounds the L2 norm of an update's delta (and so its
+	// largest value): larger ones are rejected. 0 is
+	// DefaultMaxUpdateNorm; +Inf turns the bound off.
+	MaxUpdateNorm float64
+	// Samples, when set, returns the number of training samples client
+	// has in task: an update that reports more (N) is rejected. It is
+	// called from the transport's delivery goroutine. nil bounds N by
+	// MaxSamples only.
+	Samples func(task, client int) int64
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
 	// OnTask, when set, is called after each task's evaluation.
@@ -141,6 +159,12 @@ func (c Config) Validate() error {
 	if c.LoRA != "" && c.LoRA != "ab" && c.LoRA != "b" {
 		return fmt.Errorf("%w: LoRA factors %q (want ab or b)", ErrConfig, c.LoRA)
 	}
+	if !(c.MaxUpdateNorm >= 0) {
+		return fmt.Errorf("%w: max update norm %v (want >= 0; 0 is the default)", ErrConfig, c.MaxUpdateNorm)
+	}
+	if c.Auth != nil && c.RunID == "" {
+		return fmt.Errorf("%w: authentication without a run id", ErrConfig)
+	}
 	return nil
 }
 
@@ -209,6 +233,8 @@ type collection struct {
 	full     chan struct{}
 	rejected int
 	late     int
+	task     int32          // the round's task
+	reasons  map[string]int // rejected, by reason (Reject...)
 }
 
 // New returns a server for model, evaluating with eval, over tr.
@@ -221,6 +247,9 @@ func New(cfg Config, model *nn.Model, eval *Evaluator, tr Transport) (*Server, e
 	}
 	s := &Server{cfg: cfg, model: model, eval: eval, tr: tr, rule: cfg.Rule, agg: make([]float32, model.NumParams())}
 	s.conn, _ = tr.(faults)
+	if cfg.Auth != nil {
+		s.tr = &signing{Transport: tr, key: cfg.Auth.ServerKey(), run: cfg.RunID}
+	}
 	if cfg.DP != nil {
 		s.dp = &dpAccounts{cfg: *cfg.DP}
 	}
@@ -324,6 +353,7 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 	}
 	s.mu.Lock()
 	s.rec.RejectedUpdates, s.rec.LateUpdates = s.col.rejected, s.col.late
+	s.rec.RejectedByReason = maps.Clone(s.col.reasons)
 	s.mu.Unlock()
 	if s.dp != nil {
 		d, err := s.dp.record()
@@ -370,7 +400,7 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	case modeNoTrain:
 		flags |= protocol.FlagBase | protocol.FlagNoTrain
 	}
-	s.open(int32(round), sel, flags)
+	s.open(int32(round), int32(task), sel, flags)
 
 	m := &s.msg
 	*m = transport.Message{
@@ -385,14 +415,16 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
 	}
 	start := time.Now()
-	n, err := s.tr.Publish(s.cfg.Subjects.Round, m)
+	_, err := s.tr.Publish(s.cfg.Subjects.Round, m)
 	if err != nil {
 		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
 	}
 	if err := s.tr.Flush(); err != nil {
 		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
 	}
-	s.rec.BytesDown += int64(n) * int64(len(sel))
+	// The message's content: the bytes of its signature are left out, so
+	// the record does not depend on authentication.
+	s.rec.BytesDown += int64(m.BodyLen()) * int64(len(sel))
 	sent := time.Now()
 
 	got, err := s.collect(ctx)
@@ -481,11 +513,11 @@ func (s *Server) mean(dst []float32) {
 }
 
 // open starts collecting the updates of round from the selected clients.
-func (s *Server) open(round int32, sel []int32, flags uint32) {
+func (s *Server) open(round, task int32, sel []int32, flags uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.col
-	c.round, c.open, c.flags, c.n = round, true, flags, 0
+	c.round, c.task, c.open, c.flags, c.n = round, task, true, flags, 0
 	c.slot = make(map[int32]int, len(sel))
 	for i, id := range sel {
 		c.slot[id] = i
@@ -586,20 +618,24 @@ func (s *Server) resend(heard int) (int, error) {
 	return n, nil
 }
 
-// receive is the update handler: it checks an update against the round
-// being collected and stores it, or counts and logs why it was rejected.
+// receive is the update handler: it checks an update (the checks that
+// need no round state and the signature first, see check.go; then against
+// the round being collected) and stores it, or counts and logs why it was
+// rejected.
 func (s *Server) receive(m *transport.Message, err error) {
+	if err != nil {
+		s.reject(RejectDecode, "server: rejected update: %v", err)
+		return
+	}
+	if reason, err := s.checkSender(m); err != nil {
+		s.reject(reason, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &s.col
-	if err != nil {
-		c.rejected++
-		s.logf("server: rejected update: %v", err)
-		return
-	}
-	if m.Kind != transport.KindUpdate {
-		c.rejected++
-		s.logf("server: rejected message of kind %d on the update subject", m.Kind)
+	if m.Round > c.round {
+		s.rejectLocked(RejectRound, "server: rejected update of client %d for round %d, which has not started (collecting round %d)", m.Client, m.Round, c.round)
 		return
 	}
 	if !c.open || m.Round != c.round {
@@ -607,53 +643,71 @@ func (s *Server) receive(m *transport.Message, err error) {
 		s.logf("server: late update of client %d for round %d (collecting round %d)", m.Client, m.Round, c.round)
 		return
 	}
+	if m.Task != c.task {
+		s.rejectLocked(RejectTask, "server: rejected update of client %d in round %d: task %d, the round's is %d", m.Client, m.Round, m.Task, c.task)
+		return
+	}
 	i, ok := c.slot[m.Client]
 	if !ok {
-		c.rejected++
-		s.logf("server: rejected update of round %d from client %d, which was not selected", m.Round, m.Client)
+		s.rejectLocked(RejectNotSelected, "server: rejected update of round %d from client %d, which was not selected", m.Round, m.Client)
+		return
+	}
+	if reason, err := s.checkUpdate(m); err != nil {
+		s.rejectLocked(reason, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
 		return
 	}
 	if c.got[i] != nil {
-		c.rejected++
-		s.logf("server: rejected duplicate update of client %d in round %d", m.Client, m.Round)
-		return
-	}
-	if err := s.checkUpdate(m); err != nil {
-		c.rejected++
-		s.logf("server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+		s.rejectLocked(RejectDuplicate, "server: rejected duplicate update of client %d in round %d", m.Client, m.Round)
 		return
 	}
 	if s.dp != nil {
 		if err := s.dp.add(m); err != nil {
-			c.rejected++
-			s.logf("server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+			s.rejectLocked(RejectDP, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
 			return
 		}
 	}
 	c.got[i] = m
-	s.rec.BytesUp += int64(m.EncodedLen())
+	s.rec.BytesUp += int64(m.BodyLen())
 	c.n++
 	if c.n == len(c.got) {
 		close(c.full)
 	}
 }
 
-// checkUpdate verifies the shape of an update's tensors.
-func (s *Server) checkUpdate(m *transport.Message) error {
+// checkUpdate verifies the shape of an update's tensors for the round
+// being collected, and the method's part (Rule.Check); s.mu is held.
+func (s *Server) checkUpdate(m *transport.Message) (reason string, err error) {
 	d := m.Tensor(protocol.TensorDelta)
 	if d == nil {
-		return fmt.Errorf("no %q tensor", protocol.TensorDelta)
+		return RejectShape, fmt.Errorf("no %q tensor", protocol.TensorDelta)
 	}
 	if want := protocol.Trainable(s.model, s.cfg.LoRA, s.col.flags).Size(); len(d.Data) != want {
-		return fmt.Errorf("%q has %d values, want %d", protocol.TensorDelta, len(d.Data), want)
-	}
-	if m.N < 1 {
-		return fmt.Errorf("sample count %d < 1", m.N)
+		return RejectShape, fmt.Errorf("%q has %d values, want %d", protocol.TensorDelta, len(d.Data), want)
 	}
 	if s.rule != nil {
-		return s.rule.Check(m, s.col.flags)
+		if err := s.rule.Check(m, s.col.flags); err != nil {
+			return RejectRule, err
+		}
 	}
-	return nil
+	return "", nil
+}
+
+// reject counts an update rejected for reason and logs why.
+func (s *Server) reject(reason, format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectLocked(reason, format, args...)
+}
+
+// rejectLocked is reject with s.mu held.
+func (s *Server) rejectLocked(reason, format string, args ...any) {
+	c := &s.col
+	c.rejected++
+	if c.reasons == nil {
+		c.reasons = map[string]int{}
+	}
+	c.reasons[reason]++
+	s.logf(format, args...)
 }
 
 func (s *Server) logf(format string, args ...any) {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -291,13 +292,14 @@ func TestRunFedAvgMatchesReplay(t *testing.T) {
 			// Bytes: every broadcast counts once per selected client; every
 			// accepted update once.
 			var down, up int64
+			// (The messages' content: BodyLen, without the signature trailer.)
 			for _, s := range bus.Sent(servertest.Subjects.Round) {
 				if s.Msg.Kind == transport.KindRound {
-					down += int64(s.Size) * int64(len(s.Msg.Clients))
+					down += int64(s.Msg.BodyLen()) * int64(len(s.Msg.Clients))
 				}
 			}
 			for _, s := range bus.Sent(servertest.Subjects.Update) {
-				up += int64(s.Size)
+				up += int64(s.Msg.BodyLen())
 			}
 			if rec.BytesDown != down || down == 0 {
 				t.Errorf("BytesDown: got %d, want %d (> 0)", rec.BytesDown, down)
@@ -398,8 +400,10 @@ func TestOnRoundReportsEveryRound(t *testing.T) {
 
 // badUpdates returns, for round broadcast m, a sequence of updates
 // that mixes every kind of invalid update with the valid ones, and the
-// numbers of rejected and late messages it contains.
-func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, rejected, late int) {
+// numbers of rejected (by reason, server.Reject...) and late messages it
+// contains.
+func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, rejected map[string]int, late int) {
+	rejected = map[string]int{}
 	sel := m.Clients
 	bad := func(c int32, edit func(u *transport.Message)) {
 		u := servertest.HonestUpdate(m, c)
@@ -418,11 +422,12 @@ func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, r
 	bad(sel[1], func(u *transport.Message) { u.N = 0 })
 	bad(sel[1], func(u *transport.Message) { u.N = -3 })
 	bad(sel[2], func(u *transport.Message) { u.Tensors[0].Name = "delta2" }) // no delta
-	rejected += 4
+	rejected[server.RejectShape] += 2
+	rejected[server.RejectSamples] += 2
 	// Wrong kinds on the update subject.
 	bad(sel[0], func(u *transport.Message) { u.Kind = transport.KindRound })
 	bad(sel[0], func(u *transport.Message) { u.Kind = transport.KindStop })
-	rejected += 2
+	rejected[server.RejectKind] += 2
 	// A client that was not selected.
 	for c := int32(0); ; c++ {
 		if !slices.Contains(sel, c) {
@@ -430,11 +435,12 @@ func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, r
 			break
 		}
 	}
-	rejected++
-	// Stale and future rounds: late.
+	rejected[server.RejectNotSelected]++
+	// A stale round is late; a round that has not started, rejected.
 	bad(sel[0], func(u *transport.Message) { u.Round = m.Round - 1 })
 	bad(sel[1], func(u *transport.Message) { u.Round = m.Round + 1 })
-	late += 2
+	late++
+	rejected[server.RejectRound]++
 	// The valid updates.
 	msgs = append(msgs, servertest.HonestRespond(m)...)
 	// Duplicates after the valid ones.
@@ -442,7 +448,7 @@ func badUpdates(m *transport.Message, nparams int) (msgs []*transport.Message, r
 	bad(sel[2], func(u *transport.Message) {
 		u.Tensors[0].Data = servertest.HonestDelta(sel[2], m.Round, servertest.ParamsOf(m))
 	})
-	rejected += 2
+	rejected[server.RejectDuplicate] += 2
 	return msgs, rejected, late
 }
 
@@ -452,18 +458,23 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 	np := m.NumParams()
 	bus := transporttest.NewBus()
 	var wantRejected, wantLate int
+	wantReasons := map[string]int{}
 	servertest.NewFed(bus, func(rm *transport.Message) []*transport.Message {
 		// A message the transport could not decode reaches the handler
 		// as err.
 		bus.Inject(servertest.Subjects.Update, errInjected)
 		msgs, rej, late := badUpdates(rm, np)
-		wantRejected += rej + 1
+		wantReasons[server.RejectDecode]++
+		for r, n := range rej {
+			wantReasons[r] += n
+		}
 		wantLate += late
 		return msgs
 	})
 	logs := &logSink{}
 	cfg := servertest.Config(T, R)
 	cfg.Logf = logs.logf
+	cfg.MaxUpdateNorm = math.Inf(1) // the bad updates' deltas are large: test the other checks
 	init, params, rec := servertest.Run(t, cfg, m, bus, 2)
 	want := slices.Clone(init)
 	for r := 0; r < T*R; r++ {
@@ -473,8 +484,14 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 	if d := servertest.MaxAbsDiff(params, want); d > servertest.ParamTol {
 		t.Errorf("final params: max |got - valid-only replay| = %v, want <= %v", d, servertest.ParamTol)
 	}
+	for _, n := range wantReasons {
+		wantRejected += n
+	}
 	if rec.RejectedUpdates != wantRejected {
 		t.Errorf("RejectedUpdates: got %d, want %d", rec.RejectedUpdates, wantRejected)
+	}
+	if !maps.Equal(rec.RejectedByReason, wantReasons) {
+		t.Errorf("RejectedByReason: got %v, want %v", rec.RejectedByReason, wantReasons)
 	}
 	if rec.LateUpdates != wantLate {
 		t.Errorf("LateUpdates: got %d, want %d", rec.LateUpdates, wantLate)
@@ -484,7 +501,7 @@ func TestRunRejectsInvalidUpdates(t *testing.T) {
 	}
 	// BytesUp counts only accepted updates: T*R*K of them, all of one size.
 	one := servertest.HonestUpdate(&transport.Message{Round: 0, Tensors: []transport.Tensor{{Name: protocol.TensorParams, Data: init}}}, 0)
-	up := int64(T*R*cfg.ClientsPerRound) * int64(one.EncodedLen())
+	up := int64(T*R*cfg.ClientsPerRound) * int64(one.BodyLen())
 	if rec.BytesUp != up {
 		t.Errorf("BytesUp: got %d, want %d (accepted updates only)", rec.BytesUp, up)
 	}

@@ -221,6 +221,7 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 	if err != nil {
 		return false, c.fail(err)
 	}
+	x.guardHost(&hcfg, a.Run, nil) // the checks of round messages; no authentication yet
 	host, err := client.NewHost(hcfg, x.Model, x, c.conn)
 	if err != nil {
 		return false, c.fail(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/aggregator"
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/methods"
@@ -37,6 +38,11 @@ type Options struct {
 	Log io.Writer
 	// Timing, when non-nil, receives the server's time split of the rounds.
 	Timing *server.Timing
+	// Keys, when set, is the run's secret (package auth): the server and
+	// the client hosts sign their messages with keys derived from it and
+	// check each other's. nil: Execute draws a fresh secret for a run whose
+	// client hosts are in this process.
+	Keys *auth.Keys
 	// OnRound, when set, is called after every round of the run (see
 	// server.Config.OnRound).
 	OnRound func(scenarios.Run, server.RoundReport)
@@ -289,6 +295,12 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err != nil {
 		return nil, err
 	}
+	if opts.Keys == nil {
+		if opts.Keys, err = auth.NewKeys(); err != nil {
+			return nil, err
+		}
+	}
+	x.guardHost(&hcfg, id, opts.Keys)
 	host, err := client.NewHost(hcfg, x.Model, x, hostConn)
 	if err != nil {
 		return nil, err
@@ -318,6 +330,7 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("sim: client host: %w", err)
 	}
+	noteRejected(rec, host.Rejected())
 	return rec, nil
 }
 
@@ -405,6 +418,7 @@ func (x *Experiment) serve(ctx context.Context, id string, conn *transport.Conn,
 	if err != nil {
 		return nil, err
 	}
+	x.guardServer(&scfg, id, opts.Keys)
 	tests := make([]data.View, len(x.Tasks))
 	for i, t := range x.Tasks {
 		tests[i] = t.Test

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"unsafe"
 )
@@ -16,6 +18,7 @@ const (
 	minScalarLen  = 2 + 8
 	minTensorLen  = 2 + 4 + 4 + 4
 	tensorDimsLen = 4 + 4 + 4
+	sigHdrLen     = 2 // the signature trailer's length field
 )
 
 var le = binary.LittleEndian
@@ -37,6 +40,12 @@ func (m *Message) EncodedLen() int {
 	return n
 }
 
+// BodyLen returns the size of m's encoding without its signature trailer
+// (EncodedLen minus 2 + len(m.Sig)): the bytes a signature covers, and
+// what the message's content costs on the wire whether it is signed or
+// not (the same size as its wire version 2 encoding).
+func (m *Message) BodyLen() int { return m.EncodedLen() - sigHdrLen - len(m.Sig) }
+
 // layout returns the encoded size of m and, if offsets is set, appends to
 // dst the offset of each tensor's values from the start of the encoding.
 func (m *Message) layout(dst []int, offsets bool) (int, []int) {
@@ -52,7 +61,7 @@ func (m *Message) layout(dst []int, offsets bool) (int, []int) {
 		}
 		n += 4 * len(m.Tensors[i].Data)
 	}
-	return n, dst
+	return n + sigHdrLen + len(m.Sig), dst
 }
 
 // inPlace reports whether v already holds, on a little-endian host, the
@@ -90,17 +99,7 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 	}
 	b := dst[start : start+size]
 
-	copy(b, magic)
-	b[4] = Version
-	b[5] = byte(m.Kind)
-	le.PutUint32(b[6:], uint32(m.Round))
-	le.PutUint32(b[10:], uint32(m.Task))
-	le.PutUint32(b[14:], uint32(m.Client))
-	le.PutUint32(b[18:], m.Flags)
-	le.PutUint64(b[22:], uint64(m.N))
-	le.PutUint32(b[30:], uint32(len(m.Clients)))
-	le.PutUint32(b[34:], uint32(len(m.Scalars)))
-	le.PutUint32(b[38:], uint32(len(m.Tensors)))
+	m.putHeader(b)
 	p := headerLen
 
 	p += putInt32s(b[p:], m.Clients)
@@ -141,11 +140,110 @@ func (m *Message) AppendBinary(dst []byte) ([]byte, error) {
 			}
 		}
 	}
+	le.PutUint16(b[p:], uint16(len(m.Sig)))
+	p += sigHdrLen
+	p += copy(b[p:], m.Sig)
 	if p != size {
 		panic(fmt.Sprintf("transport: encoded %d bytes, computed %d", p, size))
 	}
 	return dst[:start+size], nil
 }
+
+// putHeader writes m's fixed-size header into b[:headerLen].
+func (m *Message) putHeader(b []byte) {
+	copy(b, magic)
+	b[4] = Version
+	b[5] = byte(m.Kind)
+	le.PutUint32(b[6:], uint32(m.Round))
+	le.PutUint32(b[10:], uint32(m.Task))
+	le.PutUint32(b[14:], uint32(m.Client))
+	le.PutUint32(b[18:], m.Flags)
+	le.PutUint64(b[22:], uint64(m.N))
+	le.PutUint32(b[30:], uint32(len(m.Clients)))
+	le.PutUint32(b[34:], uint32(len(m.Scalars)))
+	le.PutUint32(b[38:], uint32(len(m.Tensors)))
+}
+
+// SigningDigest returns the SHA-256 digest of m's encoding without its
+// signature trailer (the first BodyLen bytes AppendBinary writes), which
+// is what a signature of m covers (package auth). It hashes the encoding
+// as it would be written, without building it, and does not depend on
+// m.Sig, so a sender computes it before it sets Sig and a receiver from
+// the decoded message (the encoding is canonical). It checks what
+// AppendBinary checks, except the tensor values, and returns the same
+// errors.
+func (m *Message) SigningDigest() ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	if err := m.check(); err != nil {
+		return out, err
+	}
+	h := sha256.New()
+	var buf [headerLen + MaxNameLen + tensorDimsLen + 8]byte
+	m.putHeader(buf[:])
+	h.Write(buf[:headerLen])
+	p := headerLen
+	p += hashInt32s(h, m.Clients)
+	for i := range m.Scalars {
+		s := &m.Scalars[i]
+		b := le.AppendUint16(buf[:0], uint16(len(s.Name)))
+		b = append(b, s.Name...)
+		b = le.AppendUint64(b, math.Float64bits(s.Value))
+		h.Write(b)
+		p += len(b)
+	}
+	for i := range m.Tensors {
+		t := &m.Tensors[i]
+		b := le.AppendUint16(buf[:0], uint16(len(t.Name)))
+		b = append(b, t.Name...)
+		b = le.AppendUint32(b, uint32(t.Rows))
+		b = le.AppendUint32(b, uint32(t.Cols))
+		b = le.AppendUint32(b, uint32(len(t.Data)))
+		p += len(b)
+		pad := pad4(p)
+		b = append(b, make([]byte, pad)...)
+		p += pad
+		h.Write(b)
+		p += hashFloat32s(h, t.Data)
+	}
+	h.Sum(out[:0])
+	return out, nil
+}
+
+// hashFloat32s writes v's wire bytes (little-endian float32) to the hash
+// h and returns their number.
+func hashFloat32s(h io.Writer, v []float32) int {
+	if len(v) == 0 {
+		return 0
+	}
+	if nativeLE {
+		return must(h.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))))
+	}
+	var blk [4 * finiteBlock]byte
+	for k := 0; k < len(v); k += finiteBlock {
+		part := v[k:min(k+finiteBlock, len(v))]
+		h.Write(blk[:putFloat32s(blk[:], part)])
+	}
+	return 4 * len(v)
+}
+
+// hashInt32s is hashFloat32s for int32 values.
+func hashInt32s(h io.Writer, v []int32) int {
+	if len(v) == 0 {
+		return 0
+	}
+	if nativeLE {
+		return must(h.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))))
+	}
+	var blk [4 * finiteBlock]byte
+	for k := 0; k < len(v); k += finiteBlock {
+		part := v[k:min(k+finiteBlock, len(v))]
+		h.Write(blk[:putInt32s(blk[:], part)])
+	}
+	return 4 * len(v)
+}
+
+// must returns n; writes to a hash never fail.
+func must(n int, _ error) int { return n }
 
 // check validates m before it is encoded, all but the tensor values, which
 // AppendBinary checks as it copies them.
@@ -161,6 +259,9 @@ func (m *Message) check() error {
 	}
 	if len(m.Tensors) > MaxTensors {
 		return fmt.Errorf("%w: encode: %d tensors, max %d", ErrLength, len(m.Tensors), MaxTensors)
+	}
+	if len(m.Sig) > MaxSigLen {
+		return fmt.Errorf("%w: encode: signature of %d bytes, max %d", ErrLength, len(m.Sig), MaxSigLen)
 	}
 	for i := range m.Scalars {
 		s := &m.Scalars[i]
@@ -194,12 +295,14 @@ func (m *Message) check() error {
 // Rows*Cols equals each tensor's data length (ErrShape), that the padding
 // before each tensor's values is zero (ErrPadding), that all scalars and
 // tensor values are finite (ErrNonFinite) and that nothing follows the
-// last tensor (ErrTrailing). The returned error wraps exactly one of those
-// sentinels and names the offending part. Decode never panics, whatever b
-// holds, and never allocates more than a small multiple of len(b).
+// signature trailer (ErrTrailing). The returned error wraps exactly one of
+// those sentinels and names the offending part. Decode never panics,
+// whatever b holds, and never allocates more than a small multiple of
+// len(b). It does not verify the signature (m.Sig): that is the
+// receiver's business (package auth).
 //
 // To avoid allocation, Decode reuses the backing arrays of m.Clients,
-// m.Scalars, m.Tensors and each m.Tensors[i].Data when they are large enough
+// m.Scalars, m.Tensors, m.Sig and each m.Tensors[i].Data when they are large enough
 // (and keeps a name string when it is unchanged): decoding a stream of
 // same-shaped messages into one Message allocates nothing. The flip side is
 // that slices previously taken from m are overwritten; decode into a new (or
@@ -332,6 +435,12 @@ func decode(b []byte, m *Message, shared bool) error {
 		}
 		rest = r[4*len(t.Data):]
 	}
+	sig, r, err := getName(rest)
+	if err != nil {
+		return fmt.Errorf("%w: signature", err)
+	}
+	m.Sig = append(m.Sig[:0], sig...)
+	rest = r
 	if len(rest) != 0 {
 		return fmt.Errorf("%w: %d bytes", ErrTrailing, len(rest))
 	}

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math"
@@ -42,6 +43,9 @@ func sameMessage(got, want *Message) string {
 	}
 	if len(got.Tensors) != len(want.Tensors) {
 		return fmt.Sprintf("tensors: got %d, want %d", len(got.Tensors), len(want.Tensors))
+	}
+	if !bytes.Equal(got.Sig, want.Sig) {
+		return fmt.Sprintf("sig: got %x, want %x", got.Sig, want.Sig)
 	}
 	for i := range got.Tensors {
 		g, w := got.Tensors[i], want.Tensors[i]
@@ -99,6 +103,13 @@ func testMessages() []struct {
 			Kind: KindUpdate, Round: math.MaxInt32, Task: math.MinInt32, Client: -7,
 			N: math.MinInt64, Flags: math.MaxUint32, Clients: []int32{math.MinInt32, math.MaxInt32},
 		}},
+		{"signed update", &Message{
+			Kind: KindUpdate, Round: 3, Task: 1, Client: 2, N: 50,
+			Scalars: []Scalar{{"loss", 0.5}},
+			Tensors: []Tensor{{Name: "delta", Rows: 1, Cols: 7, Data: randData(r, 7)}},
+			Sig:     bytes.Repeat([]byte{0xa5}, 64),
+		}},
+		{"longest signature", &Message{Kind: KindStop, Round: 9, Sig: bytes.Repeat([]byte{1}, MaxSigLen)}},
 	}
 }
 
@@ -149,13 +160,15 @@ func TestRoundTrip(t *testing.T) {
 
 // base is the message whose encoding TestDecodeCorrupt damages. Its layout:
 // header 0..42, clients 42..50, scalar "loss" 50..64, tensor "w" 64..104
-// (its values 4-byte aligned after 1 byte of padding at 79).
+// (its values 4-byte aligned after 1 byte of padding at 79), signature
+// length 104..106, signature 106..109.
 func base() *Message {
 	return &Message{
 		Kind: KindUpdate, Round: 3, Client: 1, N: 10,
 		Clients: []int32{1, 2},
 		Scalars: []Scalar{{"loss", 0.5}},
 		Tensors: []Tensor{{Name: "w", Rows: 2, Cols: 3, Data: []float32{1, 2, 3, 4, 5, 6}}},
+		Sig:     []byte{7, 8, 9},
 	}
 }
 
@@ -171,7 +184,8 @@ const (
 	offN          = 75
 	offPad        = 79
 	offData       = 80
-	baseLen       = 104
+	offSigLen     = 104
+	baseLen       = 109
 )
 
 func TestDecodeCorrupt(t *testing.T) {
@@ -209,7 +223,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"json", func([]byte) []byte { return []byte(`{"kind":1}`) }, ErrMagic},
 		{"version 0", setByte(4, 0), ErrVersion},
 		{"version 1", setByte(4, 1), ErrVersion},
-		{"version 3", setByte(4, 3), ErrVersion},
+		{"version 2", setByte(4, 2), ErrVersion},
+		{"version 4", setByte(4, 4), ErrVersion},
 		{"kind 0", setByte(5, 0), ErrKind},
 		{"kind 4", setByte(5, 4), ErrKind},
 		{"kind 255", setByte(5, 255), ErrKind},
@@ -244,6 +259,11 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"non-zero padding", setByte(offPad, 1), ErrPadding},
 		{"in scalar value", cut(offScalarVal + 3), ErrTruncated},
 		{"trailing byte", func(b []byte) []byte { return append(b, 0) }, ErrTrailing},
+		{"no signature trailer", cut(offSigLen), ErrTruncated},
+		{"half a signature length", cut(offSigLen + 1), ErrTruncated},
+		{"signature past end", put16(offSigLen, 4), ErrTruncated},
+		{"signature over limit", put16(offSigLen, MaxSigLen+1), ErrLength},
+		{"signature shorter than declared", put16(offSigLen, 2), ErrTrailing},
 		{"second message appended", func(b []byte) []byte { return append(b, b...) }, ErrTrailing},
 		{"NaN value", putF32(offData+8, float32(math.NaN())), ErrNonFinite},
 		{"+Inf value", putF32(offData, float32(math.Inf(1))), ErrNonFinite},
@@ -334,6 +354,7 @@ func TestAppendBinaryRejects(t *testing.T) {
 		{"Inf scalar", Message{Kind: KindUpdate, Scalars: []Scalar{{"loss", math.Inf(1)}}}, ErrNonFinite},
 		{"NaN tensor", Message{Kind: KindUpdate, Tensors: []Tensor{{Rows: 1, Cols: 3, Data: []float32{0, 0, nan}}}}, ErrNonFinite},
 		{"Inf tensor", Message{Kind: KindUpdate, Tensors: []Tensor{{Rows: 3, Cols: 1, Data: []float32{inf, 0, 0}}}}, ErrNonFinite},
+		{"long signature", Message{Kind: KindStop, Sig: make([]byte, MaxSigLen+1)}, ErrLength},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -500,6 +521,64 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("encoding is not canonical: got %x, want %x", again, b)
 		}
 	})
+}
+
+// TestSigningDigest checks that SigningDigest is the SHA-256 of the
+// encoding's first BodyLen bytes, whatever the signature, and that it
+// changes with any field or value.
+func TestSigningDigest(t *testing.T) {
+	for _, tc := range testMessages() {
+		enc, err := tc.m.AppendBinary(nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got, want := tc.m.BodyLen(), len(enc)-2-len(tc.m.Sig); got != want {
+			t.Fatalf("%s: BodyLen %d, want %d", tc.name, got, want)
+		}
+		want := sha256.Sum256(enc[:tc.m.BodyLen()])
+		got, err := tc.m.SigningDigest()
+		if err != nil || got != want {
+			t.Fatalf("%s: SigningDigest = %x, %v; want %x", tc.name, got, err, want)
+		}
+		var dec Message
+		if err := Decode(enc, &dec); err != nil {
+			t.Fatal(err)
+		}
+		dec.Sig = []byte("another signature")
+		if again, err := dec.SigningDigest(); err != nil || again != want {
+			t.Fatalf("%s: digest of the decoded message with another signature: %x, %v; want %x", tc.name, again, err, want)
+		}
+	}
+	m := base()
+	d0, _ := m.SigningDigest()
+	for name, change := range map[string]func(*Message){
+		"round":  func(m *Message) { m.Round++ },
+		"client": func(m *Message) { m.Client++ },
+		"n":      func(m *Message) { m.N++ },
+		"flags":  func(m *Message) { m.Flags ^= 1 },
+		"value":  func(m *Message) { m.Tensors[0].Data[5] = math.Nextafter32(6, 7) },
+		"scalar": func(m *Message) { m.Scalars[0].Value = 0.25 },
+	} {
+		m := base()
+		change(m)
+		if d, _ := m.SigningDigest(); d == d0 {
+			t.Errorf("changing %s leaves the digest unchanged", name)
+		}
+	}
+	if _, err := (&Message{Kind: 9}).SigningDigest(); !errors.Is(err, ErrKind) {
+		t.Errorf("digest of kind 9: got %v, want ErrKind", err)
+	}
+}
+
+func BenchmarkSigningDigest(b *testing.B) {
+	m := modelMessage(rand.New(rand.NewPCG(7, 8)), modelParams)
+	b.SetBytes(int64(m.BodyLen()))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.SigningDigest(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 func BenchmarkEncode(b *testing.B) {

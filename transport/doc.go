@@ -45,14 +45,14 @@
 // changed "-" plus the 8-hex-digit FNV-1a hash of the original id is
 // appended so that different ids keep different subjects.
 //
-// # Message encoding (Version 2)
+// # Message encoding (Version 3)
 //
 // All integers are little-endian; floats are IEEE 754 bit patterns, also
 // little-endian. Offsets are in bytes.
 //
 //	offset size  field
 //	0      4     magic "FOTS" (0x46 0x4f 0x54 0x53)
-//	4      1     version, 2
+//	4      1     version, 3
 //	5      1     kind: 1 round, 2 update, 3 stop
 //	6      4     round   int32
 //	10     4     task    int32
@@ -76,18 +76,25 @@
 //	       P     zero bytes, 0 <= P <= 3, so that the values start at an
 //	             offset from the message's start that is a multiple of 4
 //	       4*D   values float32 (finite), row-major
+//	then the signature trailer:
+//	       2     G = signature length uint16 (<= MaxSigLen = 255; 0 = unsigned)
+//	       G     signature (Message.Sig), raw bytes
 //	end of message: no trailing bytes.
 //
 // A message of T tensors with D values in all is 42 + 4C + Σ(10+L) +
-// Σ(14+L+P) + 4D bytes (Message.EncodedLen). Version 2 added the padding
-// P, so that a receiver can use the values where they lie (DecodeShared)
-// instead of copying them. Decode rejects, with the
+// Σ(14+L+P) + 4D + 2 + G bytes (Message.EncodedLen); without the trailer
+// (Message.BodyLen) it is what a signature covers. Version 2 added the
+// padding P, so that a receiver can use the values where they lie
+// (DecodeShared) instead of copying them; version 3 added the signature
+// trailer: a signature covers the SHA-256 digest of the bytes before the
+// trailer (Message.SigningDigest; package auth signs and verifies it),
+// and the codec only carries it. Decode rejects, with the
 // sentinel in brackets: a wrong magic [ErrMagic], version [ErrVersion] or
 // kind [ErrKind]; a count or length above its limit [ErrLength]; any part
 // that runs past the end of the input, checked before anything is allocated
 // [ErrTruncated]; rows*cols != D [ErrShape]; a non-zero padding byte
 // [ErrPadding]; a NaN or ±Inf scalar or tensor
-// value [ErrNonFinite]; bytes after the last tensor [ErrTrailing]. The
+// value [ErrNonFinite]; bytes after the signature trailer [ErrTrailing]. The
 // encoding is canonical: a message that decodes re-encodes to the same
 // bytes. AppendBinary refuses to encode what Decode would reject.
 //

@@ -31,11 +31,11 @@ func ExampleDecode() {
 	}
 	fmt.Println(len(b), got.Kind, got.Client, got.Tensors[0].Data)
 
-	b[4] = 3 // a future version
+	b[4] = 4 // a future version
 	fmt.Println(transport.Decode(b, &got))
 	// Output:
-	// 92 update 17 [1 2 3 4]
-	// transport: unsupported wire version: got 3, want 2
+	// 94 update 17 [1 2 3 4]
+	// transport: unsupported wire version: got 4, want 3
 }
 
 func ExampleEmbedded() {
@@ -78,5 +78,5 @@ func ExampleEmbedded() {
 	m := <-got
 	fmt.Println(n, m.Kind, m.Round, m.Client, m.N)
 	// Output:
-	// 42 update 1 3 60
+	// 44 update 1 3 60
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // Version is the wire-format version written by AppendBinary and the only one
-// Decode accepts.
-const Version = 2
+// Decode accepts. Version 3 added the signature trailer (Message.Sig).
+const Version = 3
 
 // Limits of the codec. A message that exceeds one of them is rejected with
 // ErrLength, both when it is encoded and when it is decoded.
@@ -18,6 +18,7 @@ const (
 	MaxScalars = 1 << 16 // entries in Message.Scalars
 	MaxTensors = 1 << 16 // entries in Message.Tensors
 	MaxDim     = 1<<31 - 1
+	MaxSigLen  = 255 // bytes in Message.Sig
 )
 
 // Kind says what a Message is for.
@@ -68,6 +69,10 @@ type Scalar struct {
 // KindUpdate: Round, Task, Client, N (samples trained on), Tensors (the
 // delta), Scalars (training statistics), Flags.
 // KindStop: Round (the last round), Flags.
+//
+// Sig, of any kind, is a signature of the rest of the message (package
+// auth signs SigningDigest), empty when the message is not signed; it
+// travels in a trailer after the last tensor.
 type Message struct {
 	Kind    Kind
 	Round   int32
@@ -78,6 +83,7 @@ type Message struct {
 	Flags   uint32
 	Scalars []Scalar
 	Tensors []Tensor
+	Sig     []byte
 }
 
 // Sentinel errors. Errors from the codec, the framing, the options and

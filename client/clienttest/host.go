@@ -102,9 +102,14 @@ type Host struct {
 	// Cancel cancels the host's context.
 	Cancel context.CancelFunc
 
+	host *client.Host
 	done chan struct{} // closed when the host's Wait returned
 	err  error         // what it returned
 }
+
+// Rejected returns the host's rejected round-subject messages by reason
+// (client.Host.Rejected).
+func (rh *Host) Rejected() map[string]int { return rh.host.Rejected() }
 
 // StartHost builds a client.Host of cfg (with Subjects and a Logf of its
 // own) over a new bus, subscribes Updates and starts the host. The test's
@@ -121,6 +126,7 @@ func StartHost(t *testing.T, cfg client.HostConfig, m *nn.Model, shards client.S
 	if err != nil {
 		t.Fatalf("NewHost: %v", err)
 	}
+	rh.host = h
 	if _, err := rh.Bus.Subscribe(Subjects.Update, rh.Updates.Handle); err != nil {
 		t.Fatal(err)
 	}

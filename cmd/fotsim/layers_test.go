@@ -23,6 +23,8 @@ const module = "github.com/fotsim/fotsim/"
 // also import each other. server and client share a rank, so neither
 // imports the other; their test-support packages (clienttest, servertest)
 // sit above them, beside methods, so neither imports the other either.
+// auth (message signatures) is a library: protocol, server and client
+// import it, and it imports none of the project's packages.
 var layer = map[string]int{
 	"cmd/fotsim":        6,
 	"sim":               5,
@@ -33,6 +35,7 @@ var layer = map[string]int{
 	"server":            2,
 	"client":            2,
 	"protocol":          1,
+	"auth":              0,
 }
 
 func rank(pkg string) int { return layer[pkg] } // libraries: 0
@@ -78,6 +81,9 @@ func TestLayersImportDownward(t *testing.T) {
 				continue
 			}
 			to := strings.TrimPrefix(imp, module)
+			if from == "auth" {
+				t.Errorf("auth imports %s: it is a leaf (the standard library only)", to)
+			}
 			if r, s := rank(from), rank(to); s > r || (s == r && r > 0) {
 				t.Errorf("%s (layer %d) imports %s (layer %d): imports must point down", from, r, to, s)
 			}

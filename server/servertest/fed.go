@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/transport"
@@ -110,4 +111,19 @@ func HonestRespond(m *transport.Message) []*transport.Message {
 		out = append(out, HonestUpdate(m, c))
 	}
 	return out
+}
+
+// Signed wraps respond so that every update it returns is signed with the
+// key of its client in run (protocol.Sign): the honest clients of a run
+// whose server.Config.Auth is keys.
+func Signed(respond func(m *transport.Message) []*transport.Message, keys *auth.Keys, run string) func(m *transport.Message) []*transport.Message {
+	return func(m *transport.Message) []*transport.Message {
+		out := respond(m)
+		for _, u := range out {
+			if err := protocol.Sign(u, run, keys.ClientKey(int(u.Client))); err != nil {
+				panic(err)
+			}
+		}
+		return out
+	}
 }

@@ -1,0 +1,57 @@
+package sim
+
+import (
+	"github.com/fotsim/fotsim/auth"
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/results"
+	"github.com/fotsim/fotsim/server"
+)
+
+// guardHost sets the run's bounds for a client host's checks of round
+// messages (tasks, clients, clients per round) and, with keys, its
+// authentication in run (package auth): it signs its clients' updates and
+// accepts only the server's signed messages.
+func (x *Experiment) guardHost(h *client.HostConfig, run string, keys *auth.Keys) {
+	clients, perRound := population(x.Scenario, x.Spec)
+	h.Tasks, h.Clients, h.ClientsPerRound = len(x.Tasks), clients, perRound
+	if keys != nil {
+		h.Auth, h.RunID = keys, run
+	}
+}
+
+// guardServer sets the server's checks of updates (the delta norm bound,
+// the clients' real sample counts) and, with keys, its authentication in
+// run: it signs its messages and accepts only updates signed by their
+// client.
+func (x *Experiment) guardServer(s *server.Config, run string, keys *auth.Keys) {
+	s.MaxUpdateNorm = x.Scenario.Train.MaxUpdateNorm
+	s.Samples = x.samples
+	if keys != nil {
+		s.Auth, s.RunID = keys, run
+	}
+}
+
+// samples returns client c's number of training samples in task, which an
+// honest update reports as its N (the rows of its Shard).
+func (x *Experiment) samples(task, c int) int64 {
+	first := task
+	if x.Spec.JointData {
+		first = 0
+	}
+	var n int64
+	for t := first; t <= task; t++ {
+		n += int64(len(x.Parts[t][c]))
+	}
+	return n
+}
+
+// noteRejected adds to rec the messages a client host rejected.
+func noteRejected(rec *results.Record, byReason map[string]int) {
+	for reason, n := range byReason {
+		if rec.RejectedBroadcastsByReason == nil {
+			rec.RejectedBroadcastsByReason = map[string]int{}
+		}
+		rec.RejectedBroadcastsByReason[reason] += n
+		rec.RejectedBroadcasts += n
+	}
+}
