@@ -295,7 +295,11 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err != nil {
 		return nil, err
 	}
-	if opts.Keys == nil {
+	// Messages are signed wherever another process could publish on the
+	// run's subjects: over an external NATS server. The embedded one is
+	// in process only, so there the checks suffice and signing (about
+	// 2.5 ms of hashing per paper-size update) is skipped.
+	if opts.Keys == nil && !embedded(sc.Transport.NATS) {
 		if opts.Keys, err = auth.NewKeys(); err != nil {
 			return nil, err
 		}
@@ -513,8 +517,11 @@ func (x *Experiment) serverMethod(weighting aggregator.Weighting) (server.Rule, 
 // that closes them (and the embedded server, if it started one). External
 // connections are given up after timeout without a server.
 func connect(url string, timeout time.Duration) (srv, host *transport.Conn, closeAll func(), err error) {
-	if url == "" || url == "embedded" {
-		emb, err := transport.StartEmbedded()
+	if embedded(url) {
+		// In process only: no other process can reach the run's subjects.
+		o := transport.DefaultEmbeddedOptions()
+		o.Host, o.InProcess = "", true
+		emb, err := transport.StartEmbeddedWith(o)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("sim: embedded NATS: %w", err)
 		}
@@ -540,6 +547,10 @@ func connect(url string, timeout time.Duration) (srv, host *transport.Conn, clos
 	}
 	return srv, host, func() { host.Close(); srv.Close() }, nil
 }
+
+// embedded reports whether transport.nats asks for the run's own
+// in-process NATS server.
+func embedded(url string) bool { return url == "" || url == "embedded" }
 
 // runID names the run's NATS subjects: unique per process and time so that
 // runs sharing an external NATS server do not hear each other.

@@ -47,6 +47,11 @@ type EmbeddedOptions struct {
 	Cluster     string
 	ClusterPort int
 	Routes      []string
+	// InProcess, when set, opens no network listener at all: only
+	// Connect's in-process connections reach the server, so no other
+	// process can publish on its subjects. Host, Port and the cluster
+	// options must then be zero, and URL is "".
+	InProcess bool
 }
 
 // DefaultEmbeddedOptions returns the options StartEmbedded uses.
@@ -57,6 +62,9 @@ func DefaultEmbeddedOptions() EmbeddedOptions {
 // Validate reports options that cannot work; zero fields are valid (they
 // select the defaults).
 func (o EmbeddedOptions) Validate() error {
+	if o.InProcess && (o.Port != 0 || o.Cluster != "" || o.ClusterPort != 0 || len(o.Routes) > 0) {
+		return fmt.Errorf("%w: an in-process server takes no port or cluster options", ErrOptions)
+	}
 	if o.Port < 0 || o.Port > 65535 {
 		return fmt.Errorf("%w: port %d, want 0 (random) to 65535", ErrOptions, o.Port)
 	}
@@ -119,6 +127,7 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		// the server: leave room for a round's worth of updates.
 		MaxPending: max(server.MAX_PENDING_SIZE, 4*int64(opts.MaxPayload)),
 		JetStream:  false,
+		DontListen: opts.InProcess,
 	}
 	if opts.Cluster != "" {
 		cport := opts.ClusterPort
@@ -139,6 +148,9 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		return nil, fmt.Errorf("transport: embedded server on %s not ready after %v", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), readyTimeout)
 	}
 	e := &Embedded{srv: srv}
+	if opts.InProcess {
+		return e, nil
+	}
 	host := opts.Host
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"

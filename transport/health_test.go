@@ -241,3 +241,47 @@ func TestConnMovesToAnotherClusterNode(t *testing.T) {
 		}
 	}
 }
+
+func TestEmbeddedInProcess(t *testing.T) {
+	e, err := StartEmbeddedWith(EmbeddedOptions{InProcess: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Shutdown)
+	if u := e.URL(); u != "" {
+		t.Errorf("URL() = %q, want none: an in-process server has no listener", u)
+	}
+	if a := e.srv.Addr(); a != nil {
+		t.Errorf("server listens on %v, want no listener", a)
+	}
+	sub, err := e.Connect("sub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := e.Connect("pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close(); pub.Close() })
+	got := make(chan *Message, 1)
+	if _, err := sub.Subscribe("fotsim.t.round", func(m *Message, err error) { got <- m }); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish("fotsim.t.round", &Message{Kind: KindStop, Round: 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m.Kind != KindStop || m.Round != 7 {
+			t.Errorf("got %+v, want the stop of round 7", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message over the in-process connections")
+	}
+	if _, err := StartEmbeddedWith(EmbeddedOptions{InProcess: true, Port: 4222}); !errors.Is(err, ErrOptions) {
+		t.Errorf("InProcess with a port: %v, want ErrOptions", err)
+	}
+}
