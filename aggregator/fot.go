@@ -286,7 +286,7 @@ func (pr *Projector) Project(d []float32, rows, cols int, b *Basis) (removed flo
 	if b.k == 0 || rows == 0 {
 		return 0
 	}
-	nd := sumSq32(d)
+	nd := SumSquares32(d)
 	if nd == 0 {
 		return 0
 	}
@@ -301,7 +301,7 @@ func (pr *Projector) Project(d []float32, rows, cols int, b *Basis) (removed flo
 	p := pr.p[:rows*k]
 	// P = D U (rows x k); D -= P U^T.
 	pr.be.Sgemm(false, false, rows, k, cols, 1, d, cols, b.u32, k, 0, p, k)
-	np := sumSq32(p)
+	np := SumSquares32(p)
 	pr.be.Sgemm(false, true, rows, cols, k, -1, p, k, b.u32, k, 1, d, cols)
 	return min(1, math.Sqrt(np/nd))
 }

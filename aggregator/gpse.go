@@ -181,7 +181,7 @@ func (s *Sketch) Add(at []float32, batch int, r *rand.Rand) {
 
 func (s *Sketch) add(at []float32, nb int, r *rand.Rand) {
 	d, m := s.dim, s.m
-	a2 := sumSq32(at)
+	a2 := SumSquares32(at)
 	s.a2 += a2
 	rt := at
 	switch b := s.basis; {
@@ -197,7 +197,7 @@ func (s *Sketch) add(at []float32, nb int, r *rand.Rand) {
 		rt = s.rt[:nb*d]
 		copy(rt, at)
 		s.be.Sgemm(false, true, nb, d, k, -1, p, k, b.u32, k, 1, rt, d)
-		s.r2 += sumSq32(rt)
+		s.r2 += SumSquares32(rt)
 	}
 	g := s.g[:nb*m]
 	if s.dist == SketchGaussian {

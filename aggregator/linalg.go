@@ -136,8 +136,10 @@ func sumSq64(x []float64) float64 {
 // vectors here are far from overflow).
 func norm64(x []float64) float64 { return math.Sqrt(sumSq64(x)) }
 
-// sumSq32 returns sum x_i^2 accumulated in float64.
-func sumSq32(x []float32) float64 {
+// SumSquares32 returns sum x_i^2 accumulated in float64 (four partial
+// sums, a fixed order: the same bits on every machine); +Inf or NaN when x
+// holds a non-finite value. No float32 input overflows it.
+func SumSquares32(x []float32) float64 {
 	var s0, s1, s2, s3 float64
 	i := 0
 	for ; i+4 <= len(x); i += 4 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/transport"
 )
@@ -83,7 +84,7 @@ func (s *Server) checkSender(m *transport.Message) (reason string, err error) {
 	if bound == 0 {
 		bound = DefaultMaxUpdateNorm
 	}
-	if n := norm(d.Data); !(n <= bound) {
+	if n := math.Sqrt(aggregator.SumSquares32(d.Data)); !(n <= bound) {
 		return RejectNorm, fmt.Errorf("%q has L2 norm %.4g, above the bound %g (train.max_update_norm)", protocol.TensorDelta, n, bound)
 	}
 	return "", nil
@@ -115,25 +116,6 @@ func checkScalars(m *transport.Message) error {
 		}
 	}
 	return nil
-}
-
-// norm returns the L2 norm of v, summed in float64 (no overflow for any
-// float32 values); NaN or +Inf if v holds a non-finite value.
-func norm(v []float32) float64 {
-	var a0, a1, a2, a3 float64
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		x0, x1, x2, x3 := float64(v[i]), float64(v[i+1]), float64(v[i+2]), float64(v[i+3])
-		a0 += x0 * x0
-		a1 += x1 * x1
-		a2 += x2 * x2
-		a3 += x3 * x3
-	}
-	for ; i < len(v); i++ {
-		x := float64(v[i])
-		a0 += x * x
-	}
-	return math.Sqrt((a0 + a1) + (a2 + a3))
 }
 
 // signing is the server's Transport in an authenticated run: it signs
