@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/scenarios"
 	"github.com/fotsim/fotsim/transport"
@@ -48,6 +49,10 @@ type ClientOptions struct {
 	Log io.Writer
 	// Verbose receives the host's rejected-message lines; nil is silent.
 	Verbose io.Writer
+	// Keys, when set, is the runs' secret (package auth), the server's
+	// Options.Keys: the hosts sign their clients' updates and accept only
+	// the server's signed messages. nil: the messages are checked only.
+	Keys *auth.Keys
 }
 
 // ServeClients runs the clients [o.First, o.Last) of every run announced on
@@ -221,7 +226,7 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 	if err != nil {
 		return false, c.fail(err)
 	}
-	x.guardHost(&hcfg, a.Run, nil) // the checks of round messages; no authentication yet
+	x.guardHost(&hcfg, a.Run, c.o.Keys) // the checks of round messages and, with keys, signatures
 	host, err := client.NewHost(hcfg, x.Model, x, c.conn)
 	if err != nil {
 		return false, c.fail(err)

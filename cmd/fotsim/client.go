@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/nn/gemm"
 	"github.com/fotsim/fotsim/scenarios"
 	"github.com/fotsim/fotsim/sim"
@@ -19,7 +20,7 @@ func init() {
 		run: cmdClient})
 }
 
-const clientUsage = `Usage: fotsim client --nats URL --clients A-B [--workers N] [--data-dir DIR] [--once]
+const clientUsage = `Usage: fotsim client --nats URL --clients A-B [--key FILE] [--workers N] [--data-dir DIR] [--once]
 
 Trains the clients A to B (both included; "7" is one client) of every run
 that a "fotsim server" announces on the NATS server at URL, one run after
@@ -30,7 +31,8 @@ model and method as the server. A run with fewer clients gets the part of
 A-B it has; a range that overlaps another process's in the same run is
 refused. The data must be on this machine (--data-dir when its folder
 differs from the scenario's data.dir), and this fotsim must be the server's
-version.
+version. With --key FILE (the server's --key, from "fotsim keygen"), the
+clients sign their updates and accept only the server's signed messages.
 
 Flags:
 `
@@ -44,6 +46,7 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	once := fs.Bool("once", false, "exit after one run")
 	name := fs.String("name", "", "this process's name in the server's messages (default: HOSTNAME:PID)")
 	backend := fs.String("backend", "", "matrix backend: "+fmt.Sprint(gemm.Names())+" (default: fastest available; use the server's)")
+	keyFile := fs.String("key", "", "run secret `FILE` (fotsim keygen), the server's --key: sign updates, accept only the server's signed messages")
 	quiet := fs.Bool("quiet", false, "print errors only")
 	verbose := fs.Bool("v", false, "log every rejected message to stderr")
 	if err := parse(fs, args); err != nil {
@@ -74,12 +77,18 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := selectBackend(*backend); err != nil {
 		return err
 	}
+	var keys *auth.Keys
+	if *keyFile != "" {
+		if keys, err = loadKey("client", *keyFile); err != nil {
+			return err
+		}
+	}
 	conn, err := transport.Dial(*natsURL, "fotsim-client")
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	o := sim.ClientOptions{First: first, Last: last, Workers: *workers, DataDir: *dataDir, Once: *once, Name: *name}
+	o := sim.ClientOptions{First: first, Last: last, Workers: *workers, DataDir: *dataDir, Once: *once, Name: *name, Keys: keys}
 	if !*quiet {
 		o.Log = prefixed(stdout, "fotsim client: ")
 		fmt.Fprintf(stdout, "fotsim client: clients %s, waiting for runs announced on %s (Ctrl-C to stop)\n", *ids, *natsURL)

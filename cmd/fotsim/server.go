@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"strconv"
 	"time"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/scenarios"
 	"github.com/fotsim/fotsim/sim"
 )
@@ -16,7 +18,7 @@ func init() {
 		run: cmdServer})
 }
 
-const serverUsage = `Usage: fotsim server SCENARIO --nats URL [--wait D] [run's flags]
+const serverUsage = `Usage: fotsim server SCENARIO --nats URL [--key FILE] [--wait D] [run's flags]
 
 Runs the server side of every method x seed of SCENARIO, one run after the
 other, while "fotsim client" processes, on this machine or others, train the
@@ -27,6 +29,9 @@ processes that joined cover every client id. Prints and writes what
 "fotsim run" prints and writes: the same tables, and the same run records,
 byte for byte apart from wall_seconds (which leaves out the wait for clients).
 Lines about client processes (joined, refused, failed) go to stderr.
+With --key FILE (written by "fotsim keygen", the same file as the clients'
+--key), the server signs its rounds and stops and accepts only updates
+signed by their client; without it messages are checked but not signed.
 
 Flags:
 `
@@ -34,15 +39,26 @@ Flags:
 func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var natsURL *string
 	var wait *time.Duration
+	var keyFile *string
+	var keys *auth.Keys
 	return runScenario(ctx, args, stdout, stderr, runHooks{
 		name: "server", usage: serverUsage,
 		flags: func(fs *flag.FlagSet) {
 			natsURL = fs.String("nats", "", "`URL` of the NATS server the client processes use (nats://host:4222); default: the scenario's transport.nats")
 			wait = fs.Duration("wait", sim.DefaultRemoteWait, "how long each run waits for client processes to cover every client id")
+			keyFile = fs.String("key", "", "run secret `FILE` (fotsim keygen), the clients' --key: sign rounds and stops, accept only signed updates")
 		},
 		sets: func() ([]string, error) {
 			if *wait <= 0 {
 				return nil, usagef("server: --wait %v, want > 0", *wait)
+			}
+			if *keyFile != "" {
+				var err error
+				if keys, err = loadKey("server", *keyFile); err != nil {
+					return nil, err
+				}
+			} else {
+				fmt.Fprintln(stderr, "fotsim server: warning: no --key: messages are checked but not signed (see fotsim keygen)")
 			}
 			if *natsURL == "" {
 				return nil, nil
@@ -53,6 +69,7 @@ func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if u := sc.Transport.NATS; u == "" || u == "embedded" {
 				return usagef("server: the client processes need an external NATS server: give --nats URL (nats://host:4222) or transport.nats in the scenario")
 			}
+			o.Keys = keys
 			o.Remote = &sim.Remote{Wait: *wait, Log: prefixed(stderr, "fotsim server: ")}
 			return nil
 		},
