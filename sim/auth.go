@@ -34,13 +34,9 @@ func (x *Experiment) guardServer(s *server.Config, run string, keys *auth.Keys) 
 // samples returns client c's number of training samples in task, which an
 // honest update reports as its N (the rows of its Shard).
 func (x *Experiment) samples(task, c int) int64 {
-	first := task
-	if x.Spec.JointData {
-		first = 0
-	}
 	var n int64
-	for t := first; t <= task; t++ {
-		n += int64(len(x.Parts[t][c]))
+	for _, s := range x.Shard(task, c) {
+		n += int64(len(s.Rows))
 	}
 	return n
 }

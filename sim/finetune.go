@@ -129,10 +129,7 @@ func (x *Experiment) calibrate(tcfg client.Config, d scenarios.DP, clients, perR
 	for t := sc.Pretrain.Tasks; t < len(x.Tasks); t++ {
 		for r := range R {
 			for _, c := range server.Sample(uint64(x.Run.Seed), t*R+r, clients, perRound) {
-				n := 0
-				for _, s := range x.Shard(t, int(c)) {
-					n += len(s.Rows)
-				}
+				n := int(x.samples(t, int(c)))
 				if k := client.StepsPerRound(tcfg, n); k > 0 {
 					add(int(c), client.DPRate(tcfg.BatchSize, n), k)
 				}
