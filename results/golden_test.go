@@ -77,6 +77,11 @@ func sampleRecord() *Record {
 		RejectedByReason:           map[string]int{"signature": 1, "norm": 1},
 		RejectedBroadcasts:         3,
 		RejectedBroadcastsByReason: map[string]int{"task": 1, "signature": 2},
+		System:                     &SystemTotals{Selected: 5, Dropped: 1, Late: 1, Aggregated: 2, SkippedRounds: 1},
+		RoundsDetail: []RoundDetail{
+			{Round: 0, Task: 0, Available: 4, Selected: 3, Dropped: 1, Aggregated: 2},
+			{Round: 1, Task: 0, Available: 2, Selected: 2, Late: 1, Skipped: true},
+		},
 	}
 	r.FillMetrics()
 	return r

@@ -72,6 +72,46 @@ type Record struct {
 	RejectedByReason           map[string]int `json:"rejected_by_reason,omitempty"`            // RejectedUpdates by reason
 	RejectedBroadcasts         int            `json:"rejected_broadcasts,omitempty"`           // messages on the round subject the client hosts refused (forged, unsigned, malformed)
 	RejectedBroadcastsByReason map[string]int `json:"rejected_broadcasts_by_reason,omitempty"` // RejectedBroadcasts by reason
+
+	// System heterogeneity (absent without a scenario system: block).
+
+	System       *SystemTotals `json:"system,omitempty"`        // RoundsDetail summed over the run
+	RoundsDetail []RoundDetail `json:"rounds_detail,omitempty"` // one entry per round run
+}
+
+// RoundDetail is what the system heterogeneity did to one round: clients
+// online, sampled among them, failed, over the virtual deadline, and whose
+// updates were aggregated; Skipped when fewer than the quorum reported (the
+// global model was left unchanged).
+type RoundDetail struct {
+	Round      int  `json:"round"` // global round index (0-based)
+	Task       int  `json:"task"`
+	Available  int  `json:"available"`
+	Selected   int  `json:"selected"`
+	Dropped    int  `json:"dropped"`
+	Late       int  `json:"late"`
+	Aggregated int  `json:"aggregated"`
+	Skipped    bool `json:"skipped"`
+}
+
+// SystemTotals sums RoundsDetail over a run.
+type SystemTotals struct {
+	Selected      int `json:"selected"`
+	Dropped       int `json:"dropped"`
+	Late          int `json:"late"`
+	Aggregated    int `json:"aggregated"`
+	SkippedRounds int `json:"skipped_rounds"`
+}
+
+// Add counts one round in t.
+func (t *SystemTotals) Add(d RoundDetail) {
+	t.Selected += d.Selected
+	t.Dropped += d.Dropped
+	t.Late += d.Late
+	t.Aggregated += d.Aggregated
+	if d.Skipped {
+		t.SkippedRounds++
+	}
 }
 
 // DP is the privacy record of a run with DP-SGD (docs/ALGORITHMS.md §5): the
@@ -204,6 +244,9 @@ type recordJSON struct {
 	RejectedByReason           map[string]int `json:"rejected_by_reason,omitempty"`
 	RejectedBroadcasts         int            `json:"rejected_broadcasts,omitempty"`
 	RejectedBroadcastsByReason map[string]int `json:"rejected_broadcasts_by_reason,omitempty"`
+
+	System       *SystemTotals `json:"system,omitempty"`
+	RoundsDetail []RoundDetail `json:"rounds_detail,omitempty"`
 }
 
 // MarshalJSON writes the record in its fixed field order, with NaN as null,
@@ -222,6 +265,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		FinetuneACC: jfloat(r.FinetuneACC), DP: r.DP,
 		RejectedByReason: r.RejectedByReason, RejectedBroadcasts: r.RejectedBroadcasts,
 		RejectedBroadcastsByReason: r.RejectedBroadcastsByReason,
+		System:                     r.System, RoundsDetail: r.RoundsDetail,
 	}
 	if w.Schema == "" {
 		w.Schema = Schema
@@ -256,6 +300,7 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		FinetuneACC: float64(w.FinetuneACC), DP: w.DP,
 		RejectedByReason: w.RejectedByReason, RejectedBroadcasts: w.RejectedBroadcasts,
 		RejectedBroadcastsByReason: w.RejectedBroadcastsByReason,
+		System:                     w.System, RoundsDetail: w.RoundsDetail,
 	}
 	if len(r.AccMatrix) == 0 {
 		r.AccMatrix = nil

@@ -123,7 +123,10 @@ func TestRecordRoundTrip(t *testing.T) {
 	if back.DP == nil || !reflect.DeepEqual(*back.DP, *rec.DP) {
 		t.Errorf("round trip: dp %+v, want %+v", back.DP, rec.DP)
 	}
-	noDP := func(r Record) Record { r.DP = nil; return r }
+	if back.System == nil || *back.System != *rec.System {
+		t.Errorf("round trip: system %+v, want %+v", back.System, rec.System)
+	}
+	noDP := func(r Record) Record { r.DP, r.System = nil, nil; return r }
 	if got, want := fmt.Sprintf("%#v", noDP(*back)), fmt.Sprintf("%#v", noDP(*rec)); got != want {
 		t.Errorf("round trip:\ngot  %s\nwant %s", got, want)
 	}

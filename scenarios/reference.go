@@ -98,6 +98,17 @@ var reference = []KeyDoc{
 	{Path: "fot.oversample", Kind: KindInt, Default: "1", Doc: "sketch width m = oversample x d_in (paper: 1 for MLPs, 5 for conv nets)"},
 	{Path: "fot.gpse_dropout", Kind: KindBool, Default: "true", Doc: "run the GPSE pass in training mode (earlier dropouts active), as the authors' MLP code"},
 	{Path: "fot.gpse_samples", Kind: KindInt, Default: "0", Doc: "samples per client in the GPSE pass (its first rows of the task); 0 = all, as the paper; conv nets see one column per patch, so a few hundred keeps the sketch affordable"},
+
+	{Path: "system", Kind: "mapping", Doc: "system heterogeneity (README: System heterogeneity); absent = every client online and reporting, no virtual deadline. Every draw is from a named stream of the seed"},
+	{Path: "system.availability", Kind: KindFloat, Default: "1 (when system is given)", Doc: "probability in (0, 1] that a client is online in a round; the server samples clients_per_round among the online clients (all of them if fewer)"},
+	{Path: "system.dropout", Kind: KindFloat, Default: "0 (when system is given)", Doc: "probability in [0, 1) that a selected client fails before reporting"},
+	{Path: "system.speed", Kind: "mapping", Doc: "distribution of the clients' relative compute speeds, one draw per client"},
+	{Path: "system.speed.dist", Kind: KindString, Default: "constant (when system is given)", Allowed: speedDists, Doc: "constant: every speed 1; lognormal: exp(sigma N(0,1)); uniform: U[min, max]"},
+	{Path: "system.speed.sigma", Kind: KindFloat, Default: "0.5 (when system is given)", Doc: "lognormal: sigma (>= 0)"},
+	{Path: "system.speed.min", Kind: KindFloat, Default: "0.5 (when system is given)", Doc: "uniform: smallest speed (> 0)"},
+	{Path: "system.speed.max", Kind: KindFloat, Default: "2 (when system is given)", Doc: "uniform: largest speed (>= min)"},
+	{Path: "system.deadline", Kind: KindFloat, Default: "0 (when system is given)", Doc: "virtual time budget of a round in epochs at speed 1: a client's round takes (epochs of its local data it processes: local_epochs, or local_steps x batch_size / its samples) / speed; clients over it are late and not asked to train; 0 = none"},
+	{Path: "system.quorum", Kind: KindInt, Default: "1 (when system is given)", Doc: "fewest updates a round aggregates (<= clients_per_round); a round with fewer is skipped: the model is unchanged, the round counts"},
 }
 
 // Reference returns the documentation of every scenario key in schema order: its path

@@ -33,6 +33,9 @@ type Scenario struct {
 	Eval      Eval      `yaml:"eval"`
 	Transport Transport `yaml:"transport"`
 	FOT       FOT       `yaml:"fot"`
+	// System is the system heterogeneity (see System); nil (the key absent) means
+	// none. Default: absent.
+	System *System `yaml:"system,omitempty"`
 
 	// Source is where the scenario came from: a file path or "builtin:NAME". It is not
 	// part of the YAML.

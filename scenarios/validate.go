@@ -94,6 +94,7 @@ func (s *Scenario) check() []issue {
 	for _, p := range s.FOT.Validate() {
 		c.add("fot."+p.Key, p.Msg)
 	}
+	s.checkSystem(c)
 	return c.issues
 }
 

@@ -84,6 +84,9 @@ type Config struct {
 	Samples func(task, client int) int64
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
+	// System, when non-nil, is the system heterogeneity (see System): the
+	// run record gets one RoundDetail per round and their totals.
+	System *System
 	// OnTask, when set, is called after each task's evaluation.
 	OnTask func(TaskReport)
 	// OnRound, when set, is called after every round (and its curve
@@ -164,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if c.Auth != nil && c.RunID == "" {
 		return fmt.Errorf("%w: authentication without a run id", ErrConfig)
+	}
+	if c.System != nil {
+		return c.System.validate(c.ClientsPerRound)
 	}
 	return nil
 }
@@ -289,6 +295,9 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 
 	T, R := s.cfg.Tasks, s.cfg.RoundsPerTask
 	s.rec.AccMatrix = results.NewMatrix(T)
+	if s.cfg.System != nil {
+		s.rec.System = &results.SystemTotals{}
+	}
 	runStart := time.Now()
 	for t := 0; t < T; t++ {
 		start := time.Now()
@@ -389,7 +398,22 @@ func (s *Server) stop() {
 // apply, and (on a task's last round under FOT) grow the bases. It returns
 // the summed client training loss and the number of updates behind it.
 func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, mode roundMode, detail *results.TaskDetail) (float64, int, error) {
-	sel := Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
+	var sel []int32
+	var sys *results.RoundDetail
+	if y := s.cfg.System; y != nil && mode != modeNoTrain {
+		report, d := y.Plan(s.cfg.Seed, task, round, s.cfg.Clients, s.cfg.ClientsPerRound)
+		s.rec.RoundsDetail = append(s.rec.RoundsDetail, d)
+		sys = &s.rec.RoundsDetail[len(s.rec.RoundsDetail)-1]
+		if len(report) < y.quorum() {
+			// Skipped: nobody is asked to train and the model is unchanged.
+			sys.Skipped = true
+			s.rec.System.Add(*sys)
+			return 0, 0, nil
+		}
+		sel = report
+	} else {
+		sel = Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
+	}
 	var flags uint32
 	if s.rule != nil {
 		flags = s.rule.Flags(task, last)
@@ -431,6 +455,19 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	collected := time.Now()
 	if err != nil {
 		return 0, 0, fmt.Errorf("server: round %d: %w", round, err)
+	}
+	if sys != nil {
+		// Fewer updates than the quorum arrived (rejected, or past the
+		// wall-clock deadline): the round is skipped as well.
+		if len(got) >= s.cfg.System.quorum() {
+			sys.Aggregated = len(got)
+		} else {
+			sys.Skipped = true
+		}
+		s.rec.System.Add(*sys)
+		if sys.Skipped {
+			return 0, 0, nil
+		}
 	}
 	if len(got) == 0 {
 		return 0, 0, fmt.Errorf("%w in round %d of task %d", ErrNoUpdates, round, task)

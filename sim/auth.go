@@ -41,6 +41,21 @@ func (x *Experiment) samples(task, c int) int64 {
 	return n
 }
 
+// work is the virtual work of client c's round of task in epochs of its
+// local data (server.System.Work): local_epochs, or local_steps x
+// batch_size / its samples.
+func (x *Experiment) work(task, c int) float64 {
+	t := x.Scenario.Train
+	if t.LocalSteps <= 0 {
+		return float64(t.LocalEpochs)
+	}
+	n := x.samples(task, c)
+	if n <= 0 {
+		return 0
+	}
+	return float64(t.LocalSteps) * float64(t.BatchSize) / float64(n)
+}
+
 // noteRejected adds to rec the messages a client host rejected.
 func noteRejected(rec *results.Record, byReason map[string]int) {
 	for reason, n := range byReason {

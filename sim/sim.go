@@ -406,6 +406,13 @@ func (x *Experiment) serverConfig(subjects transport.Subjects, opts Options, log
 	if opts.OnRound != nil {
 		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
 	}
+	if y := sc.System; !y.IsDefault() && !x.Spec.Central { // the centralised references ignore it
+		scfg.System = &server.System{
+			Availability: y.Availability, Dropout: y.Dropout,
+			Speed:    server.SpeedDist{Dist: y.Speed.Dist, Sigma: y.Speed.Sigma, Min: y.Speed.Min, Max: y.Speed.Max},
+			Deadline: y.Deadline, Work: x.work, Quorum: min(y.Quorum, perRound),
+		}
+	}
 	if external(sc.Transport.NATS) { // messages can be lost: send rounds again
 		scfg.Resend = sc.Transport.DialTimeout()
 	}
