@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/transport"
+	"net/url"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -311,14 +313,35 @@ func (d Data) Norm() (mean, std float32) {
 	return float32(d.Mean), float32(d.Std)
 }
 
+// redactURLs replaces the passwords of the comma-separated URLs urls by
+// "xxxxx".
+func redactURLs(urls string) string {
+	if !strings.Contains(urls, "@") {
+		return urls
+	}
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil && u.User != nil {
+			if _, ok := u.User.Password(); ok {
+				parts[i] = u.Redacted()
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // Resolved returns the scenario as YAML with every default filled in and every --set
 // applied, in schema order; Parse of the result gives back an equal scenario. It is
-// what a run record stores.
+// what a run record stores. A password in transport.nats
+// (nats://user:password@host:4222) is written as "xxxxx", so that neither
+// the record nor a fotsim server's run announcement gives it away.
 func (s *Scenario) Resolved() ([]byte, error) {
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(s); err != nil {
+	out := *s
+	out.Transport.NATS = redactURLs(s.Transport.NATS)
+	if err := enc.Encode(&out); err != nil {
 		return nil, fmt.Errorf("scenarios: encoding %s: %w", s.Name, err)
 	}
 	if err := enc.Close(); err != nil {

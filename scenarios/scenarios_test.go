@@ -913,3 +913,23 @@ func TestTransportTimeout(t *testing.T) {
 		t.Errorf("Resolved() with a timeout: got %v\n%s\nwant it to hold timeout: 2s", err, out)
 	}
 }
+
+// Resolved writes the passwords of transport.nats as xxxxx, and leaves
+// the scenario itself alone.
+func TestResolvedRedactsNATSPassword(t *testing.T) {
+	url := "nats://u:secret@a:4222,nats://b:4222,tls://v:pw2@c:4222"
+	s, err := Load("synthetic", []string{"transport.nats=" + url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.Resolved()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "nats: nats://u:xxxxx@a:4222,nats://b:4222,tls://v:xxxxx@c:4222\n"; !strings.Contains(string(out), want) {
+		t.Errorf("Resolved lacks %q:\n%s", want, out)
+	}
+	if s.Transport.NATS != url {
+		t.Errorf("transport.nats changed to %q", s.Transport.NATS)
+	}
+}

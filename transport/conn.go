@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -286,8 +287,24 @@ func natsErr(err error) error {
 
 // asyncError receives NATS's asynchronous errors (slow consumer, permission
 // violations) and reports those about a subscription to its handler.
+// A subscription the server's permissions refuse gets its violation,
+// found by the subject the server names.
 func (c *Conn) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
 	if sub == nil {
+		if !errors.Is(err, nats.ErrPermissionViolation) {
+			return
+		}
+		c.subsMu.Lock()
+		var refused []*subscription
+		for _, s := range c.subs {
+			if strings.Contains(err.Error(), `Subscription to "`+s.subject+`"`) {
+				refused = append(refused, s)
+			}
+		}
+		c.subsMu.Unlock()
+		for _, s := range refused {
+			s.deliver(nil, fmt.Errorf("transport: subscription %q: %w", s.subject, err))
+		}
 		return
 	}
 	c.subsMu.Lock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,6 +53,12 @@ type EmbeddedOptions struct {
 	// process can publish on its subjects. Host, Port and the cluster
 	// options must then be zero, and URL is "".
 	InProcess bool
+	// Users, when set, are the only users the server accepts, each with
+	// its subject permissions (see User, RolePermissions); connections
+	// give a name and password in the URL (nats://name:password@host:port).
+	// Connect's in-process connections give no credentials: Connect
+	// fails, so a server with Users is for other processes.
+	Users []User
 }
 
 // DefaultEmbeddedOptions returns the options StartEmbedded uses.
@@ -82,7 +89,7 @@ func (o EmbeddedOptions) Validate() error {
 			return fmt.Errorf("%w: route %q, want a URL such as nats://127.0.0.1:6222", ErrOptions, r)
 		}
 	}
-	return nil
+	return validateUsers(o.Users)
 }
 
 // Embedded is a NATS server running inside this process. Its connections
@@ -92,6 +99,7 @@ type Embedded struct {
 	srv     *server.Server
 	url     string
 	cluster string // route URL, "" outside a cluster
+	users   bool   // EmbeddedOptions.Users: Connect is refused
 }
 
 // StartEmbedded starts an embedded NATS server with DefaultEmbeddedOptions:
@@ -129,6 +137,16 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		JetStream:  false,
 		DontListen: opts.InProcess,
 	}
+	for _, u := range opts.Users {
+		so.Users = append(so.Users, &server.User{
+			Username: u.Name,
+			Password: u.Password,
+			Permissions: &server.Permissions{
+				Publish:   subjectPermission(u.Publish),
+				Subscribe: subjectPermission(u.Subscribe),
+			},
+		})
+	}
 	if opts.Cluster != "" {
 		cport := opts.ClusterPort
 		if cport == 0 {
@@ -147,7 +165,7 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("transport: embedded server on %s not ready after %v", net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), readyTimeout)
 	}
-	e := &Embedded{srv: srv}
+	e := &Embedded{srv: srv, users: len(opts.Users) > 0}
 	if opts.InProcess {
 		return e, nil
 	}
@@ -164,6 +182,15 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		e.cluster = "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
 	}
 	return e, nil
+}
+
+// subjectPermission allows exactly subjects: nothing when empty (where
+// nats-server allows everything).
+func subjectPermission(subjects []string) *server.SubjectPermission {
+	if len(subjects) == 0 {
+		return &server.SubjectPermission{Deny: []string{">"}}
+	}
+	return &server.SubjectPermission{Allow: slices.Clone(subjects)}
 }
 
 // ClusterURL returns the route URL other nodes of the cluster connect to
@@ -184,7 +211,13 @@ func (e *Embedded) URL() string { return e.url }
 // Connect opens a connection named name to the server over an in-memory pipe
 // (no TCP). It does not reconnect: it lives as long as the server (its
 // Done is closed if the server shuts down under it).
+//
+// A server with EmbeddedOptions.Users refuses it: in-process connections
+// give no credentials.
 func (e *Embedded) Connect(name string) (*Conn, error) {
+	if e.users {
+		return nil, fmt.Errorf("%w in-process to %s: the server has users, and an in-process connection no credentials", ErrConnect, e.url)
+	}
 	c := newConn()
 	c.hl = newHealth(e.url, 0)
 	nc, err := nats.Connect(e.url, append(c.hl.options(),
