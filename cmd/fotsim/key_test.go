@@ -185,7 +185,12 @@ func TestServerAndClientKey(t *testing.T) {
 					t.Errorf("server stderr lacks %q:\n%s", w, srvErr.String())
 				}
 			}
+			// The bad client logs the server's last messages (the stop)
+			// asynchronously, possibly after the server has exited.
 			for _, w := range tc.want {
+				for end := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), w) && time.Now().Before(end); {
+					time.Sleep(20 * time.Millisecond)
+				}
 				if !strings.Contains(out.String(), w) {
 					t.Errorf("bad client's output lacks %q:\n%s", w, out.String())
 				}
