@@ -182,7 +182,7 @@ func (m *Message) SigningDigest() ([sha256.Size]byte, error) {
 	m.putHeader(buf[:])
 	h.Write(buf[:headerLen])
 	p := headerLen
-	p += hashInt32s(h, m.Clients)
+	p += hashWords(h, m.Clients, putInt32s)
 	for i := range m.Scalars {
 		s := &m.Scalars[i]
 		b := le.AppendUint16(buf[:0], uint16(len(s.Name)))
@@ -203,15 +203,15 @@ func (m *Message) SigningDigest() ([sha256.Size]byte, error) {
 		b = append(b, make([]byte, pad)...)
 		p += pad
 		h.Write(b)
-		p += hashFloat32s(h, t.Data)
+		p += hashWords(h, t.Data, putFloat32s)
 	}
 	h.Sum(out[:0])
 	return out, nil
 }
 
-// hashFloat32s writes v's wire bytes (little-endian float32) to the hash
-// h and returns their number.
-func hashFloat32s(h io.Writer, v []float32) int {
+// hashWords writes v's wire bytes (4 little-endian bytes per value, as
+// put encodes them) to the hash h and returns their number.
+func hashWords[T float32 | int32](h io.Writer, v []T, put func([]byte, []T) int) int {
 	if len(v) == 0 {
 		return 0
 	}
@@ -221,23 +221,7 @@ func hashFloat32s(h io.Writer, v []float32) int {
 	var blk [4 * finiteBlock]byte
 	for k := 0; k < len(v); k += finiteBlock {
 		part := v[k:min(k+finiteBlock, len(v))]
-		h.Write(blk[:putFloat32s(blk[:], part)])
-	}
-	return 4 * len(v)
-}
-
-// hashInt32s is hashFloat32s for int32 values.
-func hashInt32s(h io.Writer, v []int32) int {
-	if len(v) == 0 {
-		return 0
-	}
-	if nativeLE {
-		return must(h.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v))))
-	}
-	var blk [4 * finiteBlock]byte
-	for k := 0; k < len(v); k += finiteBlock {
-		part := v[k:min(k+finiteBlock, len(v))]
-		h.Write(blk[:putInt32s(blk[:], part)])
+		h.Write(blk[:put(blk[:], part)])
 	}
 	return 4 * len(v)
 }
