@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -194,24 +193,6 @@ func TestServeHandler(t *testing.T) {
 	}
 }
 
-// syncBuffer is an io.Writer safe to read while written.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // fotsim serve --nats serves the folder and the metrics of the NATS
 // server's runs, and stops cleanly when its context ends.
 func TestServeCommand(t *testing.T) {
@@ -222,7 +203,7 @@ func TestServeCommand(t *testing.T) {
 	defer emb.Shutdown()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout syncBuffer
+	var stdout lockedBuffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--nats", emb.URL(), t.TempDir()}, &stdout, io.Discard)
