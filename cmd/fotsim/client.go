@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -50,9 +49,6 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	quiet := fs.Bool("quiet", false, "print errors only")
 	verbose := fs.Bool("v", false, "log every rejected message to stderr")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 0 {

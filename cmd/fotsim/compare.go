@@ -34,9 +34,6 @@ func cmdCompare(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	format := fs.String("format", "table", "output format: "+strings.Join(results.CompareFormats, ", "))
 	mixed := fs.Bool("allow-mixed", false, "compare runs of different scenarios (one row per scenario and method)")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if !slices.Contains(results.CompareFormats, *format) {

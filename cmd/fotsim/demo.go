@@ -63,9 +63,6 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	pause := fs.Duration("pause", 0, "pause between the steps (default 1s on a terminal, 0 otherwise)")
 	quiet := fs.Bool("quiet", false, "no narration: the tables only")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 0 {

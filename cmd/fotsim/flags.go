@@ -22,8 +22,8 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 
 // parse parses args, allowing flags after positional arguments
 // ("fotsim run quickstart --set a=b"); "--" ends flag parsing. The
-// positional arguments are left in fs.Args(). --help yields errHelp, which
-// callers turn into a clean exit.
+// positional arguments are left in fs.Args(). --help yields errHelp: a
+// command returns it as it is and run turns it into a clean exit.
 func parse(fs *flag.FlagSet, args []string) error {
 	var pos []string
 	for {

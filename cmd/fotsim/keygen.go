@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -29,9 +28,6 @@ Flags:
 func cmdKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keygen", keygenUsage, stderr)
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,9 +22,6 @@ func cmdList(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("list", listUsage, stderr)
 	keys := fs.Bool("keys", false, "also list every scenario key, its default and meaning")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 0 {

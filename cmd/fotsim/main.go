@@ -107,7 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	name, rest := args[0], args[1:]
 	if c, ok := commands[name]; ok {
-		return c.run(ctx, rest, stdout, stderr)
+		// --help printed the command's usage (parse returns errHelp): done.
+		if err := c.run(ctx, rest, stdout, stderr); !errors.Is(err, errHelp) {
+			return err
+		}
+		return nil
 	}
 	switch name {
 	case "help", "-h", "-help", "--help":

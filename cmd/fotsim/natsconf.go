@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,9 +42,6 @@ func cmdNatsconf(_ context.Context, args []string, stdout, stderr io.Writer) err
 	clientPass := fs.String("client-password", "", "password of user "+natsClientUser+" (default: generated)")
 	listen := fs.String("listen", "0.0.0.0:4222", "the config's listen address")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 0 {

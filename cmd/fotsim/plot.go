@@ -36,9 +36,6 @@ func cmdPlot(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	format := fs.String("format", strings.Join(plots.Formats, ","), "comma-separated formats: "+strings.Join(plots.Formats, ", "))
 	out := fs.String("out", "", "write the plots here instead (with several DIRs: into OUT/<base name of DIR>)")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() == 0 {

@@ -58,9 +58,6 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		h.flags(fs)
 	}
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 1 {

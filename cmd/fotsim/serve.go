@@ -52,9 +52,6 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address, host:port (no host: 127.0.0.1)")
 	natsURL := fs.String("nats", "", "NATS server whose runs' metrics the live view shows (subject "+transport.MetricsWildcard+"); empty: none")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() != 1 {

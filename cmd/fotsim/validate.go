@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 
@@ -21,9 +20,6 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	var sets multi
 	fs.Var(&sets, "set", "override a scenario key: path=value, value in YAML (repeatable)")
 	if err := parse(fs, args); err != nil {
-		if errors.Is(err, errHelp) {
-			return nil
-		}
 		return err
 	}
 	if fs.NArg() == 0 {
