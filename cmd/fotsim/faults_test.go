@@ -151,18 +151,7 @@ func TestSignalStopsRun(t *testing.T) {
 					t.Fatalf("no %s after 2 minutes", first)
 				}
 			}
-			if err := cmd.Process.Signal(tc.sig); err != nil {
-				t.Fatal(err)
-			}
-			sent := time.Now()
-			var err error
-			select {
-			case err = <-exited:
-			case <-time.After(10 * time.Second):
-				_ = cmd.Process.Kill()
-				t.Fatalf("still running 10s after %s", tc.name)
-			}
-			took := time.Since(sent)
+			took, err := signalAndWait(t, cmd, exited, tc.sig)
 			t.Logf("exited %v after %s", took, tc.name)
 			if took > 2*time.Second {
 				t.Errorf("exited %v after %s, want within 2s", took, tc.name)
@@ -231,19 +220,9 @@ func TestSignalStopsLocalTraining(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	time.Sleep(2 * time.Second) // the clients are training
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
-		t.Fatal(err)
-	}
-	sent := time.Now()
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("still training 10s after SIGINT")
-	}
-	t.Logf("exited %v after SIGINT", time.Since(sent))
-	if took := time.Since(sent); took > 2*time.Second {
+	took, err := signalAndWait(t, cmd, exited, os.Interrupt)
+	t.Logf("exited %v after SIGINT", took)
+	if took > 2*time.Second {
 		t.Errorf("exited %v after SIGINT, want within 2s", took)
 	}
 	var ee *exec.ExitError
@@ -256,4 +235,23 @@ func TestSignalStopsLocalTraining(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the interrupted run left %s (%v)", out, err)
 	}
+}
+
+// signalAndWait sends sig to the process and returns how it exited (from
+// exited, its Wait) and how long after the signal; it kills the process
+// and fails the test if it is still running 10 s later.
+func signalAndWait(t *testing.T, cmd *exec.Cmd, exited <-chan error, sig os.Signal) (time.Duration, error) {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Now()
+	select {
+	case err := <-exited:
+		return time.Since(sent), err
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("still running 10s after %v", sig)
+	}
+	return 0, nil
 }
