@@ -64,8 +64,11 @@ func Dial(url, name string) (*Conn, error) {
 // after losing its server, to any server of url (and those the cluster
 // advertises), buffering up to 8 MiB of publishes meanwhile; when it stays
 // disconnected for longer than opts.Timeout, it gives up: Done is closed
-// and Err names the URL and how long it was down. Errors wrap ErrConnect
-// (or ErrOptions) and name the URL.
+// and Err names the URL and how long it was down. When the server refuses
+// one of its publishes or subscriptions (the user's permissions do not
+// allow the subject), it gives up too, at once: Err is a *PermissionError
+// naming the user and the subject. Errors wrap ErrConnect (or ErrOptions)
+// and name the URL, never its password.
 func DialWith(url, name string, opts DialOptions) (*Conn, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -73,7 +76,16 @@ func DialWith(url, name string, opts DialOptions) (*Conn, error) {
 	timeout := cmp.Or(opts.Timeout, DefaultTimeout)
 	c := newConn()
 	c.hl = newHealth(url, timeout)
-	nc, err := nats.Connect(url, append(c.hl.options(),
+	url, _ = WithPassword(url, opts.Password)
+	var extra []nats.Option
+	if opts.CAFile != "" {
+		cfg, err := tlsConfig(opts.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, nats.Secure(cfg))
+	}
+	nc, err := nats.Connect(url, append(append(c.hl.options(), extra...),
 		nats.Name(name),
 		nats.Timeout(dialTimeout),
 		nats.ReconnectWait(reconnectWait),
@@ -84,7 +96,7 @@ func DialWith(url, name string, opts DialOptions) (*Conn, error) {
 		nats.ErrorHandler(c.asyncError),
 	)...)
 	if err != nil {
-		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, c.hl.urls, err)
+		return nil, fmt.Errorf("%w to %s: %w", ErrConnect, c.hl.urls, connectHint(err, opts))
 	}
 	c.nc = nc
 	c.hl.connected(nc)
@@ -287,9 +299,13 @@ func natsErr(err error) error {
 
 // asyncError receives NATS's asynchronous errors (slow consumer, permission
 // violations) and reports those about a subscription to its handler.
-// A subscription the server's permissions refuse gets its violation,
-// found by the subject the server names.
+// A permissions violation gives the connection up (health.refused: Done,
+// Err), then a subscription the server's permissions refuse gets its
+// violation too, found by the subject the server names.
 func (c *Conn) asyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if errors.Is(err, nats.ErrPermissionViolation) {
+		c.hl.refused(err)
+	}
 	if sub == nil {
 		if !errors.Is(err, nats.ErrPermissionViolation) {
 			return

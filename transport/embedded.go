@@ -2,6 +2,7 @@ package transport
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/url"
@@ -59,6 +60,11 @@ type EmbeddedOptions struct {
 	// Connect's in-process connections give no credentials: Connect
 	// fails, so a server with Users is for other processes.
 	Users []User
+	// TLS, when set, is the server's TLS configuration (its certificate
+	// in Certificates): every connection must then use TLS, and URL is
+	// tls://host:port. Clients verify the certificate with
+	// DialOptions.CAFile (or the system's CAs).
+	TLS *tls.Config
 }
 
 // DefaultEmbeddedOptions returns the options StartEmbedded uses.
@@ -69,6 +75,9 @@ func DefaultEmbeddedOptions() EmbeddedOptions {
 // Validate reports options that cannot work; zero fields are valid (they
 // select the defaults).
 func (o EmbeddedOptions) Validate() error {
+	if o.TLS != nil && len(o.TLS.Certificates) == 0 && o.TLS.GetCertificate == nil {
+		return fmt.Errorf("%w: a TLS configuration without a certificate", ErrOptions)
+	}
 	if o.InProcess && (o.Port != 0 || o.Cluster != "" || o.ClusterPort != 0 || len(o.Routes) > 0) {
 		return fmt.Errorf("%w: an in-process server takes no port or cluster options", ErrOptions)
 	}
@@ -137,6 +146,10 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 		JetStream:  false,
 		DontListen: opts.InProcess,
 	}
+	if opts.TLS != nil {
+		so.TLS, so.TLSConfig, so.TLSTimeout = true, opts.TLS.Clone(), 2
+		so.TLSConfig.MinVersion = max(so.TLSConfig.MinVersion, tls.VersionTLS12)
+	}
 	for _, u := range opts.Users {
 		so.Users = append(so.Users, &server.User{
 			Username: u.Name,
@@ -177,7 +190,11 @@ func StartEmbeddedWith(opts EmbeddedOptions) (*Embedded, error) {
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		p = a.Port
 	}
-	e.url = "nats://" + net.JoinHostPort(host, strconv.Itoa(p))
+	scheme := "nats://"
+	if opts.TLS != nil {
+		scheme = "tls://"
+	}
+	e.url = scheme + net.JoinHostPort(host, strconv.Itoa(p))
 	if a := srv.ClusterAddr(); a != nil && opts.Cluster != "" {
 		e.cluster = "nats://" + net.JoinHostPort(host, strconv.Itoa(a.Port))
 	}
@@ -204,8 +221,9 @@ func (e *Embedded) Peers() int { return e.srv.NumRemotes() }
 // Clients returns the number of client connections the server has now.
 func (e *Embedded) Clients() int { return e.srv.NumClients() }
 
-// URL returns the server's client URL, nats://host:port, for processes that
-// Dial it. A server listening on all interfaces reports 127.0.0.1.
+// URL returns the server's client URL, nats://host:port (tls://host:port
+// with EmbeddedOptions.TLS), for processes that Dial it. A server
+// listening on all interfaces reports 127.0.0.1.
 func (e *Embedded) URL() string { return e.url }
 
 // Connect opens a connection named name to the server over an in-memory pipe

@@ -26,12 +26,29 @@ type DialOptions struct {
 	// is closed, Err names the URL and how long it was down, and the
 	// connection is closed. 0 means DefaultTimeout.
 	Timeout time.Duration
+	// Password, when set, is the password of every URL that names a user
+	// but no password (nats://name@host:4222), so that it need not be in
+	// the URL (nor on a command line, where ps shows it). A URL with a
+	// password of its own keeps it. Without Password, NATS takes a user
+	// without a password for a token.
+	Password string
+	// CAFile, when set, is a PEM file of the CA certificates that sign
+	// the server's TLS certificate: the connection then requires TLS
+	// (with a nats:// URL too) and verifies the server's certificate
+	// against them (and the URL's host name). Without it, a tls:// URL or
+	// a server that requires TLS is verified against the system's CAs.
+	CAFile string
 }
 
 // Validate reports options that cannot work.
 func (o DialOptions) Validate() error {
 	if o.Timeout < 0 {
 		return fmt.Errorf("%w: timeout %v, want > 0 (0: the default %v)", ErrOptions, o.Timeout, DefaultTimeout)
+	}
+	if o.CAFile != "" {
+		if _, err := tlsConfig(o.CAFile); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -56,6 +73,7 @@ type Health struct {
 // handlers below) and gives the connection up after its timeout.
 type health struct {
 	urls    string        // the URL list dialled, credentials redacted
+	user    string        // the URLs' user name, for permission errors
 	timeout time.Duration // 0: never give up (in-process connections)
 
 	mu      sync.Mutex
@@ -69,7 +87,7 @@ type health struct {
 }
 
 func newHealth(urls string, timeout time.Duration) *health {
-	return &health{urls: redactURLs(urls), timeout: timeout, done: make(chan struct{}), h: Health{Connected: true}}
+	return &health{urls: redactURLs(urls), user: urlUser(urls), timeout: timeout, done: make(chan struct{}), h: Health{Connected: true}}
 }
 
 // options are the NATS options that feed the health.
@@ -87,6 +105,9 @@ func (hl *health) connected(nc *nats.Conn) {
 	defer hl.mu.Unlock()
 	hl.nc = nc
 	hl.h.URL = nc.ConnectedUrlRedacted()
+	if hl.err != nil { // refused before Connect returned
+		go nc.Close()
+	}
 }
 
 func (hl *health) disconnected(_ *nats.Conn, err error) {
@@ -135,6 +156,27 @@ func (hl *health) closed(nc *nats.Conn) {
 		why = errors.New("closed by the server")
 	}
 	hl.fail(fmt.Errorf("%w: connection to %s closed: %w", ErrLost, hl.where(), why))
+}
+
+// refused gives the connection up after a permissions violation (NATS's
+// async error err): the server refused a publish or a subscription, so
+// the messages the process waits for may never come. It reports whether
+// the connection was given up now.
+func (hl *health) refused(err error) bool {
+	hl.mu.Lock()
+	if hl.closing || hl.err != nil {
+		hl.mu.Unlock()
+		return false
+	}
+	hl.fail(permissionError(err, hl.user, hl.where()))
+	hl.closing = true
+	nc := hl.nc
+	hl.mu.Unlock()
+	if nc != nil {
+		// Not from NATS's callback goroutine, which Close may wait for.
+		go nc.Close()
+	}
+	return true
 }
 
 // giveUp ends an outage that began at since and lasted the timeout.
@@ -198,12 +240,15 @@ func (hl *health) close() {
 
 // Done returns a channel that is closed when the connection is given up:
 // disconnected for longer than its timeout (DialOptions.Timeout) while it
-// tried to reconnect, or closed by the server; Err then says why. It is
+// tried to reconnect, closed by the server, or refused a publish or a
+// subscription by the server's permissions; Err then says why. It is
 // never closed by Close.
 func (c *Conn) Done() <-chan struct{} { return c.hl.done }
 
 // Err returns nil until Done is closed, then an error wrapping ErrLost that
-// names the NATS URL, how long the connection was down and why.
+// names the NATS URL, how long the connection was down and why; after a
+// permissions violation, a *PermissionError (which wraps ErrLost and
+// ErrPermission) naming the user and the refused subject.
 func (c *Conn) Err() error {
 	c.hl.mu.Lock()
 	defer c.hl.mu.Unlock()

@@ -20,22 +20,31 @@ type User struct {
 const (
 	RoleServer = "server" // fotsim server: runs the server side of runs
 	RoleClient = "client" // fotsim client: client hosts training clients
+	RoleViewer = "viewer" // fotsim serve --nats: reads announcements and metrics
 )
 
-// RolePermissions returns the subjects a process of role (RoleServer or
-// RoleClient) publishes and subscribes to, for every run (wildcards over
-// the run token), or ok false for an unknown role:
+// Roles returns the roles RolePermissions knows.
+func Roles() []string { return []string{RoleServer, RoleClient, RoleViewer} }
+
+// RolePermissions returns the subjects a process of role (RoleServer,
+// RoleClient or RoleViewer) publishes and subscribes to, for every run
+// (wildcards over the run token), or ok false for an unknown role:
 //
 //	server  publish   fotsim.*.round (rounds, stops), fotsim.*.join,
 //	                  fotsim.*.metrics, fotsim.announce
 //	        subscribe fotsim.*.update, fotsim.*.hosts
 //	client  publish   fotsim.*.update, fotsim.*.hosts
 //	        subscribe fotsim.*.round, fotsim.*.join, fotsim.announce
+//	viewer  publish   nothing
+//	        subscribe fotsim.*.metrics, fotsim.announce
 //
-// fotsim uses no request/reply, so neither role needs _INBOX subjects. A
-// client with these permissions cannot publish rounds, stops, join answers
-// or announcements, nor read other hosts' updates; it still reads every
-// run's rounds (the global models).
+// fotsim uses no request/reply, so no role needs _INBOX subjects, and the
+// viewer (fotsim serve --nats) publishes nothing at all (NATS's pings are
+// protocol, not publishes). A client with these permissions cannot publish
+// rounds, stops, join answers or announcements, nor read other hosts'
+// updates; it still reads every run's rounds (the global models). A
+// viewer reads the runs' metrics and announcements (whose scenarios have
+// their NATS passwords redacted), neither models nor updates.
 func RolePermissions(role string) (publish, subscribe []string, ok bool) {
 	run := SubjectPrefix + ".*."
 	switch role {
@@ -45,6 +54,8 @@ func RolePermissions(role string) (publish, subscribe []string, ok bool) {
 	case RoleClient:
 		return []string{run + "update", run + "hosts"},
 			[]string{run + "round", run + "join", AnnounceSubject}, true
+	case RoleViewer:
+		return nil, []string{MetricsWildcard, AnnounceSubject}, true
 	}
 	return nil, nil, false
 }
@@ -54,7 +65,7 @@ func RolePermissions(role string) (publish, subscribe []string, ok bool) {
 func RoleUser(role, name, password string) (User, error) {
 	pub, sub, ok := RolePermissions(role)
 	if !ok {
-		return User{}, fmt.Errorf("%w: unknown role %q, want %q or %q", ErrOptions, role, RoleServer, RoleClient)
+		return User{}, fmt.Errorf("%w: unknown role %q, want one of %q", ErrOptions, role, Roles())
 	}
 	return User{Name: name, Password: password, Publish: pub, Subscribe: sub}, nil
 }

@@ -13,7 +13,7 @@ func TestEmbeddedUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RoleUser("viewer", "v", "vp"); !errors.Is(err, ErrOptions) {
+	if _, err := RoleUser("nobody", "v", "vp"); !errors.Is(err, ErrOptions) {
 		t.Errorf("unknown role: %v", err)
 	}
 	for _, users := range [][]User{{{Password: "p"}}, {{Name: "a"}}, {srv, srv}} {
