@@ -109,13 +109,17 @@ type UnmaskResponse struct {
 }
 
 // EncodedLen is the length of the binary encoding in bytes.
-func (m *Advertise) EncodedLen() int      { return hdrLen + keyEntryLen }
-func (m *KeyList) EncodedLen() int        { return hdrLen + 4 + keyEntryLen*len(m.Keys) }
-func (m *ShareKeys) EncodedLen() int      { return hdrLen + 4 + 4 + sealedEntry*len(m.Shares) }
-func (m *ShareDelivery) EncodedLen() int  { return hdrLen + 4 + 4 + sealedEntry*len(m.Shares) }
-func (m *MaskedInput) EncodedLen() int    { return hdrLen + 4 + 1 + 4 + int(m.RingBits/8)*len(m.Values) }
-func (m *UnmaskRequest) EncodedLen() int  { return hdrLen + 4 + 4*len(m.Survivors) + 4 + 4*len(m.Dropped) }
-func (m *UnmaskResponse) EncodedLen() int { return hdrLen + 4 + 4 + shareEntry*len(m.SeedShares) + 4 + shareEntry*len(m.KeyShares) }
+func (m *Advertise) EncodedLen() int     { return hdrLen + keyEntryLen }
+func (m *KeyList) EncodedLen() int       { return hdrLen + 4 + keyEntryLen*len(m.Keys) }
+func (m *ShareKeys) EncodedLen() int     { return hdrLen + 4 + 4 + sealedEntry*len(m.Shares) }
+func (m *ShareDelivery) EncodedLen() int { return hdrLen + 4 + 4 + sealedEntry*len(m.Shares) }
+func (m *MaskedInput) EncodedLen() int   { return hdrLen + 4 + 1 + 4 + int(m.RingBits/8)*len(m.Values) }
+func (m *UnmaskRequest) EncodedLen() int {
+	return hdrLen + 4 + 4*len(m.Survivors) + 4 + 4*len(m.Dropped)
+}
+func (m *UnmaskResponse) EncodedLen() int {
+	return hdrLen + 4 + 4 + shareEntry*len(m.SeedShares) + 4 + shareEntry*len(m.KeyShares)
+}
 
 type enc []byte
 

@@ -196,7 +196,7 @@ func (p Params) Decode32(dst []float32, v []uint64) {
 // (masks cancel exactly); converting a sum beyond 2^53 units to float64
 // adds at most n*Clip*2^-53.
 func (p Params) ErrorBound(n int) float64 {
-	b := float64(n) * math.Ldexp(1, -(p.FracBits + 1))
+	b := float64(n) * math.Ldexp(1, -(p.FracBits+1))
 	if float64(n)*p.maxQ() > math.Ldexp(1, 53) {
 		b += float64(n) * p.Clip * math.Ldexp(1, -53)
 	}
