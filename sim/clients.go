@@ -158,7 +158,8 @@ type clientRun struct {
 	id   string // this host's id in the run
 	what string // the run for log lines: "quickstart fedavg s0"
 
-	first, last int // the clients it runs, within the run's
+	first, last int  // the clients it runs, within the run's
+	rejoined    bool // accepted after the run's start (JoinDecision.Started)
 }
 
 // report tells the server the host's state.
@@ -242,8 +243,10 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Until the rounds start, the server may still give up on the run
-	// (hosts missing): that ends this host's part in it.
-	var gaveUp atomic.Pointer[string]
+	// (hosts missing), and at any time on this host (it was not heard
+	// from and another took over its clients, or it joined as the run
+	// ended): that ends this host's part in it.
+	var gaveUp atomic.Pointer[JoinDecision]
 	watch := make(chan struct{})
 	defer close(watch)
 	go func() {
@@ -253,7 +256,7 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 				return
 			case data := <-answers:
 				if d, ok := c.answer(data); ok && d.Cancel != "" {
-					gaveUp.Store(&d.Cancel)
+					gaveUp.Store(&d)
 					cancel()
 					return
 				}
@@ -264,10 +267,34 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 		return true, c.fail(err)
 	}
 	c.report(HostReady, "")
-	c.logf("run %s (%s): running clients %s of 0-%d", c.what, a.Run, span(c.first, c.last), a.Clients-1)
+	// The heartbeat: the server takes a host it does not hear from for a
+	// while for gone (remote.go).
+	go func() {
+		tick := time.NewTicker(HeartbeatEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-watch:
+				return
+			case <-hctx.Done():
+				return
+			case <-tick.C:
+				c.heartbeat()
+			}
+		}
+	}()
+	if c.rejoined {
+		c.logf("run %s (%s): rejoined the started run: running clients %s of 0-%d from the next round", c.what, a.Run, span(c.first, c.last), a.Clients-1)
+	} else {
+		c.logf("run %s (%s): running clients %s of 0-%d", c.what, a.Run, span(c.first, c.last), a.Clients-1)
+	}
 	err = host.Wait()
-	if why := gaveUp.Load(); why != nil {
-		c.logf("run %s (%s): the server gave up: %s", c.what, a.Run, *why)
+	if d := gaveUp.Load(); d != nil && err != nil { // a Stop that came first ends the run as usual
+		if d.Host != "" {
+			c.logf("run %s (%s): the server dropped this host: %s", c.what, a.Run, d.Cancel)
+		} else {
+			c.logf("run %s (%s): the server gave up: %s", c.what, a.Run, d.Cancel)
+		}
 		return false, nil
 	}
 	if err != nil {
@@ -311,7 +338,20 @@ func (c *clientRun) answer(data []byte) (JoinDecision, bool) {
 		c.logf("run %s: ignored an answer of the server: %v", c.a.Run, err)
 		return d, false
 	}
-	return d, d.Cancel != "" || d.Host == c.id
+	return d, d.Host == c.id || d.Host == "" && d.Cancel != ""
+}
+
+// heartbeat repeats the host's "ready" report (HeartbeatEvery), quietly:
+// while the connection is down it fails every time, and the host's own
+// messages say so.
+func (c *clientRun) heartbeat() {
+	doc, err := json.Marshal(HostReport{
+		Schema: HostSchema, Run: c.a.Run, Host: c.id, Name: c.o.Name, State: HostReady,
+		First: c.first, Last: c.last, Version: Version(), Backend: Backend(),
+	})
+	if err == nil {
+		_ = c.conn.PublishRaw(c.subj.Hosts, doc)
+	}
 }
 
 // join says hello and waits for the server's answer: true when accepted.
@@ -338,6 +378,7 @@ func (c *clientRun) join(ctx context.Context, answers <-chan []byte) (bool, erro
 				c.logf("run %s (%s): not joined: %s", c.what, c.a.Run, d.Reason)
 				return false, nil
 			default:
+				c.rejoined = d.Started
 				return true, nil
 			}
 		}

@@ -15,8 +15,10 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/fotsim/fotsim/aggregator"
 	"github.com/fotsim/fotsim/nn"
 	"github.com/fotsim/fotsim/nn/gemm"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/scenarios"
 	"github.com/fotsim/fotsim/transport"
@@ -39,6 +41,36 @@ import (
 // by the side that receives it (unknown fields, wrong schema or version,
 // bad ranges, a scenario that does not parse) and ignored with a log line
 // when it does not pass.
+//
+// Hosts that go, and hosts that rejoin. A running host repeats "ready"
+// every HeartbeatEvery as a heartbeat. A host the server has not heard
+// from for the run's transport.timeout (at least minGone) is gone: its
+// process was killed, its machine or its network went away. A process
+// that exits by itself says so ("failed", which ends the run, as before);
+// a killed one cannot, hence the heartbeat, the only sign that needs
+// nothing from the host. The rule for a hello is then the same before and
+// after the start: it is accepted when its range overlaps no host that is
+// alive (joined, not gone). The hosts it overlaps, all gone, are replaced:
+// they leave the run and are sent a JoinDecision with Host and Cancel, so
+// that one that was only cut off stops when it hears again, instead of
+// training the same clients as its successor (if it still reports, it is
+// sent the Cancel again). While some ids have no live host, the server
+// announces the run again every AnnounceEvery, so that a restarted
+// "fotsim client" hears it; a rejoined host trains from the next round
+// message it receives: the next round, or the current one sent again to
+// the clients not heard from (server.Config.Resend), so a run without a
+// deadline gets the same updates as if nothing had happened. A run with
+// train.deadline goes on without the gone clients' updates meanwhile
+// (dropped at the deadline); one without waits for them, and ends with
+// ErrRemote when no host has come back for them after Remote.Wait.
+//
+// A method whose client side keeps state across rounds
+// (protocol.HasState) cannot be rejoined after the start: a new process
+// has lost that state, and its updates would differ from the ones the
+// method needs. Hellos are then refused with the reason, and the run goes
+// on without those clients (with a deadline) or ends after Remote.Wait.
+// A hello that arrives after the run's last round cannot take part and
+// is sent a Cancel when the run ends.
 
 // Schemas of the documents of the remote protocol.
 const (
@@ -55,8 +87,17 @@ const (
 )
 
 // AnnounceEvery is how often a server repeats a run's announcement while
-// client ids are not covered.
+// client ids are not covered (by live hosts, once the run has started).
 const AnnounceEvery = time.Second
+
+// HeartbeatEvery is how often a running host repeats its "ready" report:
+// a host the server has not heard from for the run's transport.timeout
+// (at least minGone) is gone, and another may take over its clients.
+const HeartbeatEvery = time.Second
+
+// minGone is the shortest silence after which a host is gone, whatever
+// transport.timeout: a few heartbeats.
+const minGone = 3 * HeartbeatEvery
 
 // DefaultRemoteWait is how long a server waits for client hosts when
 // Remote.Wait is 0.
@@ -127,7 +168,13 @@ type JoinDecision struct {
 	Host     string `json:"host,omitempty"`
 	Accepted bool   `json:"accepted"`
 	Reason   string `json:"reason,omitempty"` // why a host was refused
-	Cancel   string `json:"cancel,omitempty"` // why the server gave up on the run
+	// Started is set on accepting a host after the rounds have started (a
+	// rejoin): it trains from the next round message it receives.
+	Started bool `json:"started,omitempty"`
+	// Cancel is why the server gave up on the run (Host empty: for every
+	// host that has not started), or on the host Host: it was replaced
+	// after it had gone silent, or the run ended before it could start.
+	Cancel string `json:"cancel,omitempty"`
 }
 
 // Backend names the active matrix backend with its kernel level
@@ -280,6 +327,8 @@ type remoteHost struct {
 	id, name    string
 	first, last int // clamped to the run's clients
 	ready       bool
+	seen        time.Time // when the server last heard from it
+	gone        bool      // not heard from for hostSet.gone (logged once)
 }
 
 func (h *remoteHost) String() string {
@@ -295,12 +344,24 @@ type hostSet struct {
 	clients int
 	logf    func(string, ...any)
 
-	mu      sync.Mutex
-	hosts   []*remoteHost // accepted, in arrival order
-	refused []string      // "name: reason", for the timeout error
-	started bool          // the rounds have started: later hellos are refused
-	failed  error         // a started host's failure
-	cancel  context.CancelFunc
+	// gone is the silence after which a host is gone (see the top of this
+	// file); stateful names the method when its client side keeps state
+	// across rounds (no rejoin after the start); deadline is whether the
+	// rounds go on without missing updates (train.deadline); wait bounds
+	// how long ids may have no live host.
+	gone     time.Duration
+	stateful string
+	deadline bool
+	wait     time.Duration
+
+	mu       sync.Mutex
+	hosts    []*remoteHost     // accepted, in arrival order; replaced ones removed
+	replaced map[string]string // id of a replaced host -> the Cancel it was sent
+	refused  []string          // "name: reason", for the timeout error
+	started  bool              // the rounds have started
+	orphaned time.Time         // since when some ids have no live host, zero if none
+	failed   error             // a started host's failure
+	cancel   context.CancelFunc
 }
 
 // handle processes one document from the run's Hosts subject.
@@ -316,28 +377,68 @@ func (s *hostSet) handle(data []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now()
+	if why, ok := s.replaced[h.Host]; ok {
+		// A replaced host that was only cut off: tell it again to stop.
+		if h.State != HostFailed {
+			s.answer(JoinDecision{Host: h.Host, Cancel: why})
+		}
+		return
+	}
 	i := slices.IndexFunc(s.hosts, func(r *remoteHost) bool { return r.id == h.Host })
 	switch h.State {
 	case HostHello:
 		if i >= 0 {
 			return // a repeated hello: already accepted
 		}
-		if reason := s.refusal(&h); reason != "" {
+		if reason := s.refusal(&h, now); reason != "" {
 			s.refused = append(s.refused, h.Name+": "+reason)
 			s.logf("refused client host %s (clients %s): %s", h.Name, span(h.First, h.Last), reason)
 			s.answer(JoinDecision{Host: h.Host, Reason: reason})
 			return
 		}
-		r := &remoteHost{id: h.Host, name: h.Name, first: h.First, last: min(h.Last, s.clients)}
+		r := &remoteHost{id: h.Host, name: h.Name, first: h.First, last: min(h.Last, s.clients), seen: now}
+		// The hosts it overlaps are gone (refusal): it replaces them.
+		var took []string
+		s.hosts = slices.DeleteFunc(s.hosts, func(o *remoteHost) bool {
+			if max(o.first, r.first) >= min(o.last, r.last) {
+				return false
+			}
+			why := fmt.Sprintf("client host %s took over clients %s: this host was not heard from for %v", r, span(max(o.first, r.first), min(o.last, r.last)), s.gone)
+			if s.replaced == nil {
+				s.replaced = map[string]string{}
+			}
+			s.replaced[o.id] = why
+			s.answer(JoinDecision{Host: o.id, Cancel: why})
+			took = append(took, o.String())
+			return true
+		})
 		s.hosts = append(s.hosts, r)
 		if h.Backend != Backend() {
 			s.logf("client host %s uses the matrix backend %s, this server %s: results differ from a run on one machine", h.Name, h.Backend, Backend())
 		}
-		s.logf("client host %s joined", r)
-		s.answer(JoinDecision{Host: h.Host, Accepted: true})
+		switch {
+		case s.started && len(took) > 0:
+			s.logf("client host %s rejoined the started run, replacing %s", r, strings.Join(took, ", "))
+		case s.started:
+			s.logf("client host %s rejoined the started run", r)
+		case len(took) > 0:
+			s.logf("client host %s joined, replacing %s", r, strings.Join(took, ", "))
+		default:
+			s.logf("client host %s joined", r)
+		}
+		s.answer(JoinDecision{Host: h.Host, Accepted: true, Started: s.started})
+		s.covered(now)
 	case HostReady:
-		if i >= 0 {
-			s.hosts[i].ready = true
+		if i < 0 {
+			return
+		}
+		r := s.hosts[i]
+		r.ready, r.seen = true, now
+		if r.gone {
+			r.gone = false
+			s.logf("client host %s is heard from again", r)
+			s.covered(now)
 		}
 	case HostFailed:
 		if i < 0 {
@@ -359,22 +460,121 @@ func (s *hostSet) handle(data []byte) {
 	}
 }
 
-// refusal returns why the hello h cannot join ("" if it can). s.mu is held.
-func (s *hostSet) refusal(h *HostReport) string {
+// alive reports whether host r has been heard from within s.gone of now.
+func (s *hostSet) alive(r *remoteHost, now time.Time) bool {
+	return now.Sub(r.seen) < s.gone
+}
+
+// refusal returns why the hello h cannot join ("" if it can): another
+// version, a range past the run's clients, clients run by a live host, or
+// (after the start) a method whose clients keep state. Hosts it overlaps
+// that are gone are no reason: it replaces them. s.mu is held.
+func (s *hostSet) refusal(h *HostReport, now time.Time) string {
 	switch {
-	case s.started:
-		return "the run has started"
 	case h.Version != Version():
 		return fmt.Sprintf("fotsim version %s, the server runs %s", h.Version, Version())
 	case h.First >= s.clients:
 		return fmt.Sprintf("the run has clients 0-%d only", s.clients-1)
 	}
 	for _, r := range s.hosts {
-		if lo, hi := max(r.first, h.First), min(r.last, h.Last); lo < hi {
+		if lo, hi := max(r.first, h.First), min(r.last, h.Last); lo < hi && s.alive(r, now) {
 			return fmt.Sprintf("clients %s are run by %s", span(lo, hi), r)
 		}
 	}
+	if s.started && s.stateful != "" {
+		return fmt.Sprintf("method %s keeps client state across rounds; a host cannot rejoin a started run", s.stateful)
+	}
 	return ""
+}
+
+// orphans returns the client ids that no live host covers. s.mu is held.
+func (s *hostSet) orphans(now time.Time) []int {
+	covered := make([]bool, s.clients)
+	for _, r := range s.hosts {
+		if s.alive(r, now) {
+			for c := r.first; c < r.last; c++ {
+				covered[c] = true
+			}
+		}
+	}
+	var ids []int
+	for c, ok := range covered {
+		if !ok {
+			ids = append(ids, c)
+		}
+	}
+	return ids
+}
+
+// covered updates s.orphaned after a host joined or came back. s.mu is
+// held.
+func (s *hostSet) covered(now time.Time) {
+	if s.started && len(s.orphans(now)) == 0 {
+		s.orphaned = time.Time{}
+	}
+}
+
+// watch is the started run's periodic check of its hosts, every
+// AnnounceEvery: it logs the hosts that went silent, and returns whether
+// some ids have no live host (then the run is to be announced again, for a
+// host to rejoin). Without a deadline, ids that had no live host for
+// s.wait end the run (s.failed): the rounds would wait for them forever.
+func (s *hostSet) watch(now time.Time) (announce bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return false
+	}
+	for _, r := range s.hosts {
+		if !r.gone && !s.alive(r, now) {
+			r.gone = true
+			var next string
+			switch {
+			case s.stateful != "":
+				next = fmt.Sprintf("method %s keeps client state, so no host can take over", s.stateful)
+			default:
+				next = fmt.Sprintf(`a "fotsim client --clients %s" may rejoin`, span(r.first, r.last))
+			}
+			if s.deadline {
+				next += "; their updates are dropped at each round's deadline"
+			} else {
+				next += fmt.Sprintf("; the rounds wait for their updates (no train.deadline), for at most %v", s.wait)
+			}
+			s.logf("client host %s has not been heard from for %v: gone; %s", r, s.gone, next)
+		}
+	}
+	ids := s.orphans(now)
+	if len(ids) == 0 {
+		s.orphaned = time.Time{}
+		return false
+	}
+	if s.orphaned.IsZero() {
+		s.orphaned = now
+	}
+	if !s.deadline && now.Sub(s.orphaned) >= s.wait {
+		why := "no client host rejoined for them"
+		if s.stateful != "" {
+			why = fmt.Sprintf("method %s keeps client state across rounds, so no host can rejoin", s.stateful)
+		}
+		s.failed = fmt.Errorf("%w: clients %s of run %s have had no client host for %v and the rounds wait for their updates (train.deadline is 0): %s",
+			ErrRemote, Ranges(ids), s.run, s.wait, why)
+		s.cancel()
+		return false
+	}
+	return true
+}
+
+// endRun tells the hosts that joined but are not ready (a rejoin that came
+// as the run ended, which may have missed the Stop) that the run is over.
+func (s *hostSet) endRun() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.hosts {
+		if !r.ready {
+			s.answer(JoinDecision{Host: r.id, Cancel: "the run has ended"})
+		}
+	}
+	_ = s.conn.Flush()
 }
 
 // answer publishes d on the run's Join subject. s.mu may be held.
@@ -477,7 +677,13 @@ func (x *Experiment) executeRemote(ctx context.Context, opts Options) (*results.
 	}
 	id := runID(sc, run)
 	clients, _ := population(sc, x.Spec)
-	s := &hostSet{conn: conn, run: id, subj: transport.SubjectsFor(id), clients: clients, logf: logger(r.Log), cancel: cancel}
+	s := &hostSet{conn: conn, run: id, subj: transport.SubjectsFor(id), clients: clients, logf: logger(r.Log), cancel: cancel,
+		gone: max(sc.Transport.DialTimeout(), minGone), deadline: sc.Train.Deadline > 0, wait: wait}
+	if stateful, err := x.clientState(); err != nil {
+		return nil, err
+	} else if stateful {
+		s.stateful = run.Method.Label()
+	}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -509,23 +715,43 @@ func (x *Experiment) executeRemote(ctx context.Context, opts Options) (*results.
 	if err != nil {
 		return nil, err
 	}
-	// The rounds run; late hellos are refused and a host's failure ends the
-	// run (hostSet.handle).
+	// The rounds run; a host's failure ends the run, a host that goes
+	// silent may be replaced by one that rejoins, and the run is announced
+	// again while some ids have no live host (hostSet.handle, watch).
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
+		tick := time.NewTicker(AnnounceEvery)
+		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case d := <-docs:
 				s.handle(d)
+			case now := <-tick.C:
+				if s.watch(now) {
+					if err := conn.PublishRaw(transport.AnnounceSubject, ann); err != nil {
+						s.logf("run %s: cannot announce it again: %v", id, err)
+					}
+				}
 			}
 		}
 	})
 	rec, err := x.serve(ctx, id, conn, opts, logger(opts.Log))
 	close(done)
 	wg.Wait()
+	// Reports still queued (a host that got ready just before the Stop),
+	// then the end for the hosts that may have missed the Stop.
+	for drained := false; !drained; {
+		select {
+		case d := <-docs:
+			s.handle(d)
+		default:
+			drained = true
+		}
+	}
+	s.endRun()
 	s.mu.Lock()
 	failed := s.failed
 	s.mu.Unlock()
@@ -580,4 +806,19 @@ func (s *hostSet) gather(ctx context.Context, docs <-chan []byte, ann []byte, wa
 			}
 		}
 	}
+}
+
+// clientState reports whether the run's method keeps client state across
+// rounds (protocol.HasState of its client side): a host of such a method
+// cannot rejoin a started run.
+func (x *Experiment) clientState() (bool, error) {
+	weighting, err := aggregator.ParseWeighting(x.Scenario.Train.Weighting)
+	if err != nil {
+		return false, err
+	}
+	b, err := x.clientMethod(weighting)
+	if err != nil {
+		return false, err
+	}
+	return b != nil && protocol.HasState(b), nil
 }

@@ -1,0 +1,273 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fotsim/fotsim/client"
+	"github.com/fotsim/fotsim/methods"
+	"github.com/fotsim/fotsim/scenarios"
+	"github.com/fotsim/fotsim/server"
+	"github.com/fotsim/fotsim/transport"
+)
+
+// testHost is a client host "process" of a test: ServeClients on its own
+// connection, which kill ends as a SIGKILL would, without a word to the
+// server.
+type testHost struct {
+	log    *syncBuffer
+	conn   *transport.Conn
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// startHost runs ServeClients for [first, last) on a new connection to
+// emb; the test's end stops it.
+func startHost(t *testing.T, emb *transport.Embedded, name string, first, last int) *testHost {
+	t.Helper()
+	conn, err := transport.Dial(emb.URL(), "test-"+name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &testHost{log: &syncBuffer{}, conn: conn, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		h.done <- NewEnv().ServeClients(ctx, conn, ClientOptions{First: first, Last: last, Workers: 1, Name: name, Log: h.log})
+	}()
+	t.Cleanup(func() {
+		h.kill()
+		select {
+		case <-h.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("host %s did not stop:\n%s", name, h.log.String())
+		}
+	})
+	return h
+}
+
+// kill cuts the host off at once: its connection is closed before its
+// context ends, so no report reaches the server.
+func (h *testHost) kill() {
+	h.once.Do(func() {
+		h.conn.Close()
+		h.cancel()
+	})
+}
+
+// waitFor polls log for want for up to a minute.
+func waitFor(t *testing.T, what string, log fmt.Stringer, want string) {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(log.String(), want) {
+			return
+		}
+	}
+	t.Fatalf("%s lacks %q after a minute:\n%s", what, want, log.String())
+}
+
+// remoteRun runs sc's first run with client hosts in other "processes",
+// calling onRound after every round, and returns the record and error
+// on the channel.
+type runResult struct {
+	rec []byte
+	err error
+}
+
+func remoteRun(t *testing.T, sc *scenarios.Scenario, wait time.Duration, log io.Writer, onRound func(server.RoundReport)) <-chan runResult {
+	t.Helper()
+	out := make(chan runResult, 1)
+	go func() {
+		rec, err := NewEnv().Run(context.Background(), sc, sc.Runs()[0], Options{
+			Remote:  &Remote{Wait: wait, Log: log},
+			Log:     log,
+			OnRound: func(_ scenarios.Run, r server.RoundReport) { onRound(r) },
+		})
+		if err != nil {
+			out <- runResult{nil, err}
+			return
+		}
+		out <- runResult{canonical(t, rec), nil}
+	}()
+	return out
+}
+
+// result waits up to five minutes for a remote run's end.
+func result(t *testing.T, ch <-chan runResult, log fmt.Stringer) runResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("the run has not ended after 5 minutes; server log:\n%s", log.String())
+		return runResult{}
+	}
+}
+
+// rejoinSets are the scenario of the rejoin tests: every client trains in
+// every round, and a lost round is sent again after a second.
+var rejoinSets = []string{"methods=fedavg", "train.clients_per_round=4", "train.rounds_per_task=4", "eval.every=2", "transport.timeout=1s"}
+
+// A client host killed mid-run, without a deadline: the round waits for
+// its clients; once the server has not heard from it for transport.timeout
+// (at least 3 s) it announces the run again, a new host for the same
+// clients rejoins, gets the round sent again and trains it: the record is
+// the one of the run in one process, byte for byte.
+func TestRejoinWithoutDeadlineMatchesOneProcess(t *testing.T) {
+	ref := runAll(t, load(t, rejoinSets...))["fedavg/s0"]
+	emb, err := transport.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	a := startHost(t, emb, "a", 0, 2)
+	b := startHost(t, emb, "b", 2, 4)
+	time.Sleep(50 * time.Millisecond) // let them subscribe
+	sc := load(t, append(rejoinSets, "transport.nats="+emb.URL())...)
+	var log syncBuffer
+	killed := make(chan struct{})
+	ch := remoteRun(t, sc, time.Minute, &log, func(r server.RoundReport) {
+		if r.Round == 2 {
+			a.kill() // before round 3 is sent: its clients never answer it
+			close(killed)
+		}
+	})
+	select {
+	case <-killed:
+	case r := <-ch:
+		t.Fatalf("the run ended before round 2: %v\n%s", r.err, log.String())
+	}
+	waitFor(t, "server log", &log, "client host a (clients 0-1) has not been heard from for 3s: gone")
+	a2 := startHost(t, emb, "a2", 0, 2)
+	r := result(t, ch, &log)
+	if r.err != nil {
+		t.Fatalf("run: %v\nserver log:\n%s", r.err, log.String())
+	}
+	if string(r.rec) != string(ref) {
+		t.Errorf("record differs from the one-process run:\ngot  %s\nwant %s", r.rec, ref)
+	}
+	for _, w := range []string{
+		"client host a2 (clients 0-1) rejoined the started run, replacing a (clients 0-1)",
+		`a "fotsim client --clients 0-1" may rejoin; the rounds wait for their updates`,
+		"sent the round again to the 2 clients not heard from",
+	} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("server log lacks %q:\n%s", w, log.String())
+		}
+	}
+	waitFor(t, "rejoined host's log", a2.log, "rejoined the started run: running clients 0-1 of 0-3 from the next round")
+	waitFor(t, "rejoined host's log", a2.log, ": done")
+	waitFor(t, "other host's log", b.log, ": done")
+}
+
+// With a deadline, the rounds after the kill go on without the killed
+// host's clients; the host that rejoins trains the later rounds.
+func TestRejoinWithDeadline(t *testing.T) {
+	emb, err := transport.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	a := startHost(t, emb, "a", 0, 2)
+	startHost(t, emb, "b", 2, 4)
+	time.Sleep(50 * time.Millisecond)
+	sc := load(t, "methods=fedavg", "train.clients_per_round=4", "train.rounds_per_task=8", "transport.timeout=1s",
+		"train.deadline=2s", "transport.nats="+emb.URL())
+	var log syncBuffer
+	var mu sync.Mutex
+	var updates []int
+	short := make(chan struct{}) // closed at the first round without the killed clients
+	ch := remoteRun(t, sc, time.Minute, &log, func(r server.RoundReport) {
+		mu.Lock()
+		defer mu.Unlock()
+		updates = append(updates, r.Updates)
+		switch {
+		case r.Round == 2:
+			a.kill()
+		case r.Round > 2 && r.Updates == 2 && len(updates) == r.Round+1 && updates[r.Round-1] == 4:
+			close(short)
+		}
+	})
+	select {
+	case <-short:
+	case r := <-ch:
+		t.Fatalf("the run ended before a round without the killed clients: %v\n%s", r.err, log.String())
+	}
+	a2 := startHost(t, emb, "a2", 0, 2)
+	r := result(t, ch, &log)
+	if r.err != nil {
+		t.Fatalf("run: %v\nserver log:\n%s", r.err, log.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(updates) != 16 || updates[0] != 4 || updates[3] != 2 || updates[15] != 4 {
+		t.Errorf("updates per round %v, want 4 until round 2, then 2 in round 3, 4 again in the last round", updates)
+	}
+	for _, w := range []string{"client host a2 (clients 0-1) rejoined the started run", "their updates are dropped at each round's deadline"} {
+		if !strings.Contains(log.String(), w) {
+			t.Errorf("server log lacks %q:\n%s", w, log.String())
+		}
+	}
+	waitFor(t, "rejoined host's log", a2.log, ": done")
+}
+
+// keeperBehaviour is plain local SGD whose client side says it keeps state
+// across rounds (protocol.Stateful).
+type keeperBehaviour struct{}
+
+func (keeperBehaviour) Round(*transport.Message) error              { return nil }
+func (keeperBehaviour) Extras(*client.Work) (*client.Extras, error) { return nil, nil }
+func (keeperBehaviour) Finish(*client.Work) error                   { return nil }
+func (keeperBehaviour) SaveState(io.Writer) error                   { return nil }
+func (keeperBehaviour) LoadState(io.Reader) error                   { return nil }
+
+// A method whose clients keep state across rounds cannot be rejoined: the
+// new host is refused with the reason, and the run, which has no deadline,
+// ends after the wait with an error naming the clients and why.
+func TestRejoinRefusedForStatefulMethod(t *testing.T) {
+	methods.Register(methods.Def[methods.NoOptions]{
+		Spec: methods.Spec{Name: "keeper", Summary: "test: FedAvg whose clients keep state"},
+		NewClient: func(methods.NoOptions, methods.Env) (client.Behaviour, error) {
+			return keeperBehaviour{}, nil
+		},
+	})
+	defer methods.Unregister("keeper")
+	emb, err := transport.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	a := startHost(t, emb, "a", 0, 2)
+	startHost(t, emb, "b", 2, 4)
+	time.Sleep(50 * time.Millisecond)
+	sc := load(t, "methods=keeper", "train.clients_per_round=4", "train.rounds_per_task=4", "transport.timeout=1s", "transport.nats="+emb.URL())
+	var log syncBuffer
+	const wait = 5 * time.Second
+	ch := remoteRun(t, sc, wait, &log, func(r server.RoundReport) {
+		if r.Round == 1 {
+			a.kill()
+		}
+	})
+	waitFor(t, "server log", &log, "client host a (clients 0-1) has not been heard from for 3s: gone; method keeper keeps client state, so no host can take over")
+	a2 := startHost(t, emb, "a2", 0, 2)
+	const reason = "method keeper keeps client state across rounds; a host cannot rejoin a started run"
+	waitFor(t, "new host's log", a2.log, "not joined: "+reason)
+	r := result(t, ch, &log)
+	if !errors.Is(r.err, ErrRemote) {
+		t.Fatalf("got %v, want ErrRemote\nserver log:\n%s", r.err, log.String())
+	}
+	for _, w := range []string{"clients 0-1 of run ", "have had no client host for 5s", "train.deadline is 0", "method keeper keeps client state across rounds, so no host can rejoin"} {
+		if !strings.Contains(r.err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, r.err)
+		}
+	}
+	if !strings.Contains(log.String(), "refused client host a2 (clients 0-1): "+reason) {
+		t.Errorf("server log:\n%s", log.String())
+	}
+}
