@@ -17,7 +17,7 @@ func init() {
 		Defaults: defaultPenalty(),
 		Validate: PenaltyOptions.Validate,
 		NewClient: func(o PenaltyOptions, _ Env) (client.Behaviour, error) {
-			return newPenaltyClient(true, o), nil
+			return curvClient{newPenaltyClient(true, o)}, nil
 		},
 		NewServer: func(_ PenaltyOptions, e Env) (server.Rule, error) {
 			return newPenaltyState(true, e.Model.NumParams()), nil

@@ -92,6 +92,14 @@ type Config struct {
 	// OnRound, when set, is called after every round (and its curve
 	// evaluation, if any), from the round loop: it must return quickly.
 	OnRound func(RoundReport)
+	// Checkpoint, when set, receives the loop's state after every round
+	// (after the task's end on a task's last round), from the round loop,
+	// before the next round starts; the State (its Params) is only valid
+	// during the call. An error ends the run with it.
+	Checkpoint func(*State) error
+	// Resume, when non-nil, is a State a Checkpoint saved: Run loads it
+	// (the params it is given are overwritten) and runs the rounds after it.
+	Resume *State
 }
 
 // RoundReport is the progress of one finished round.
@@ -298,16 +306,32 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 	if s.cfg.System != nil {
 		s.rec.System = &results.SystemTotals{}
 	}
+	t0, r0 := 0, 0 // the first round to run
+	var resumed results.TaskDetail
+	var resumedLoss float64
+	var resumedN int
+	if st := s.cfg.Resume; st != nil {
+		if resumed, resumedLoss, resumedN, err = s.restore(st, params); err != nil {
+			return nil, err
+		}
+		t0, r0 = st.Task, st.Round
+	}
 	runStart := time.Now()
-	for t := 0; t < T; t++ {
+	for t := t0; t < T; t++ {
 		start := time.Now()
 		var lossSum float64
 		var lossN int
 		detail := results.TaskDetail{Task: t, Rounds: R}
 		mode, first := modeNormal, 0
+		mid := t == t0 && r0 > 0 // resuming in the middle of task t
+		if mid {
+			detail, lossSum, lossN, first = resumed, resumedLoss, resumedN, r0
+		}
 		if t < s.pretrainTasks() {
 			mode = modeBase
-			if central := s.cfg.Pretrain.Central; central != nil {
+			if s.cfg.Pretrain.Central != nil && mid {
+				mode = modeNoTrain // pretrained before the checkpoint
+			} else if central := s.cfg.Pretrain.Central; central != nil {
 				// Central pretraining; then, if the method wants end-of-task
 				// information (GPSE, Fisher), one round without training in
 				// the slot of the task's last round.
@@ -348,6 +372,11 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 				s.cfg.OnRound(RoundReport{Task: t, Tasks: T, Round: round, Rounds: T * R, TrainLoss: rl, Updates: n,
 					Acc: slices.Clone(acc), Elapsed: time.Since(runStart)})
 			}
+			if !last {
+				if err := s.checkpoint(t, r+1, params, lossSum, lossN, &detail); err != nil {
+					return nil, err
+				}
+			}
 		}
 		row := s.rec.AccMatrix[t]
 		copy(row, s.evaluate(params, t))
@@ -358,6 +387,9 @@ func (s *Server) Run(ctx context.Context, params []float32) (*results.Record, er
 		if s.cfg.OnTask != nil {
 			s.cfg.OnTask(TaskReport{Task: t, Tasks: T, Rounds: detail.Rounds, TrainLoss: detail.TrainLoss,
 				Acc: slices.Clone(row[:t+1]), Elapsed: time.Since(start), Detail: detail})
+		}
+		if err := s.checkpoint(t+1, 0, params, 0, 0, nil); err != nil {
+			return nil, err
 		}
 	}
 	s.mu.Lock()

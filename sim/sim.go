@@ -60,6 +60,17 @@ type Options struct {
 	// (transport.nats) and waits for client hosts in other processes
 	// (Env.ServeClients) to cover every client id (see Remote).
 	Remote *Remote
+	// Checkpoint, when true and Out is set, writes the run's Checkpoint to
+	// Out after every round (CheckpointFile), and removes it once the
+	// record is written. A run over remote client hosts writes none.
+	Checkpoint bool
+	// Resume, when non-nil, continues the run from this checkpoint
+	// (ReadCheckpoint; its ScenarioAndRun are the scenario and run to
+	// give): the rounds after it run as they would have in the process
+	// that wrote it, and the record is the same.
+	Resume *Checkpoint
+	// saved, when set, is called after each checkpoint is written (tests).
+	saved func(dir string)
 }
 
 // Env holds what the runs of one process share: loaded datasets.
@@ -130,6 +141,11 @@ type Experiment struct {
 	// waited is how long Execute waited for remote client hosts: not part
 	// of the run's wall time.
 	waited time.Duration
+	// wall, when set (Env.Run), returns the run's wall time so far in
+	// seconds, with the time before a checkpoint the run resumed from.
+	wall func() float64
+	// checkpoint, when set, is the server's Config.Checkpoint (Execute).
+	checkpoint func(*server.State) error
 }
 
 // Shard implements client.Shards: the client's rows of the task, or, for
@@ -251,11 +267,16 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 	if err != nil {
 		return nil, err
 	}
+	var before float64 // wall time before the checkpoint resumed from
+	if opts.Resume != nil {
+		before = opts.Resume.Wall
+	}
+	x.wall = func() float64 { return before + (time.Since(start) - x.waited).Seconds() }
 	rec, err := x.Execute(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	rec.WallSeconds = (time.Since(start) - x.waited).Seconds()
+	rec.WallSeconds = x.wall()
 	if opts.Out != "" {
 		resolved, err := sc.Resolved()
 		if err != nil {
@@ -263,6 +284,9 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 		}
 		if err := results.Write(opts.Out, rec, resolved); err != nil {
 			return nil, fmt.Errorf("sim: write run record: %w", err)
+		}
+		if err := removeCheckpoint(opts.Out); err != nil {
+			return nil, err
 		}
 	}
 	return rec, nil
@@ -275,6 +299,9 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 // (see remote.go).
 func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record, error) {
 	if opts.Remote != nil {
+		if opts.Resume != nil {
+			return nil, fmt.Errorf("%w: a run over client hosts in other processes cannot resume (their clients' state is theirs); resume runs with in-process clients", ErrCheckpoint)
+		}
 		return x.executeRemote(ctx, opts)
 	}
 	sc := x.Scenario
@@ -309,6 +336,44 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err != nil {
 		return nil, err
 	}
+	// The client hosts' refusals so far, with those before a checkpoint.
+	rejected := func() map[string]int {
+		r := host.Rejected()
+		if opts.Resume != nil {
+			for k, n := range opts.Resume.HostRejected {
+				if r == nil {
+					r = map[string]int{}
+				}
+				r[k] += n
+			}
+		}
+		return r
+	}
+	if opts.Resume != nil {
+		if err := loadHost(opts.Resume, hcfg.Behaviour); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Checkpoint && opts.Out != "" {
+		wall := x.wall
+		if wall == nil { // Execute without Env.Run: the time since now
+			start := time.Now()
+			wall = func() float64 { return time.Since(start).Seconds() }
+		}
+		k, err := x.newCheckpointer(opts.Out, hcfg.Behaviour, rejected, wall)
+		if err != nil {
+			return nil, err
+		}
+		x.checkpoint = func(st *server.State) error {
+			if err := k.save(st); err != nil {
+				return err
+			}
+			if opts.saved != nil {
+				opts.saved(opts.Out)
+			}
+			return nil
+		}
+	}
 	if err := host.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -334,7 +399,7 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 	if err := <-hostDone; err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("sim: client host: %w", err)
 	}
-	noteRejected(rec, host.Rejected())
+	noteRejected(rec, rejected())
 	return rec, nil
 }
 
@@ -439,6 +504,10 @@ func (x *Experiment) serve(ctx context.Context, id string, conn *transport.Conn,
 		live := startLive(opts, conn, subjects.Metrics)
 		defer live.stop(logf)
 		scfg.OnRound = live.onRound(id, sc, run, scfg.OnRound)
+	}
+	scfg.Checkpoint = x.checkpoint
+	if opts.Resume != nil {
+		scfg.Resume = &opts.Resume.Server
 	}
 	srv, err := server.New(scfg, x.Model, ev, conn)
 	if err != nil {

@@ -1,0 +1,151 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/nn/gemm"
+	"github.com/fotsim/fotsim/scenarios"
+)
+
+// recordFiles are the files of a run record compared byte for byte.
+var recordFiles = []string{"result.json", "scenario.yaml", "acc_matrix.csv", "curves.csv"}
+
+// readRecordFiles returns dir's record files, wall time zeroed.
+func readRecordFiles(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for _, f := range recordFiles {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "result.json" {
+			b = wallSeconds.ReplaceAll(b, []byte(`"wall_seconds": 0`))
+		}
+		out[f] = b
+	}
+	return out
+}
+
+// pickCheckpoints chooses the saved checkpoints to resume from: the first
+// in the middle of a task, the first at a later task's start, and the last
+// in the middle of a task (each once).
+func pickCheckpoints(cks []*Checkpoint) []int {
+	var picks []int
+	add := func(i int) {
+		if i >= 0 && !containsInt(picks, i) {
+			picks = append(picks, i)
+		}
+	}
+	first, boundary, last := -1, -1, -1
+	for i, c := range cks {
+		st := c.Server
+		if st.Round > 0 && first < 0 {
+			first = i
+		}
+		if st.Round == 0 && st.Task > 0 && st.Task < len(cks) && boundary < 0 && i+1 < len(cks) {
+			boundary = i
+		}
+		if st.Round > 0 {
+			last = i
+		}
+	}
+	add(first)
+	add(boundary)
+	add(last)
+	return picks
+}
+
+func containsInt(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TestResumeMatchesUninterruptedRun runs every method (the golden groups
+// that cover the methods with state: FOT's bases, EWC's and FedCurv's
+// Fisher sums and client terms, FLwF's teacher, FedSVD's rounds with FOT,
+// DP accountants, central pretraining) with a checkpoint after every round,
+// then resumes each run in a fresh experiment from checkpoints in the
+// middle of a task, at a task's start and near the end: every resumed run
+// writes the same record files, byte for byte (wall time aside), as the
+// uninterrupted one, which itself matches the recorded build.
+func TestResumeMatchesUninterruptedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about a minute of training")
+	}
+	golden := false
+	if s, ok := nn.ActiveBackend().(*gemm.SIMD); ok && s.Level() == goldenLevel {
+		golden = true
+	}
+	env := NewEnv()
+	for _, g := range goldenGroups {
+		if !g.resume {
+			continue
+		}
+		sc, err := scenarios.Load(g.scenario, g.sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range sc.Runs() {
+			name := filepath.Base(DefaultOut(sc, r))
+			t.Run(g.dir+"/"+name, func(t *testing.T) {
+				out := filepath.Join(t.TempDir(), "full")
+				var cks []*Checkpoint
+				opts := Options{Out: out, Checkpoint: true, saved: func(dir string) {
+					c, err := ReadCheckpoint(dir)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					cks = append(cks, c)
+				}}
+				if _, err := env.Run(context.Background(), sc, r, opts); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := os.Stat(filepath.Join(out, CheckpointFile)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("the finished run left its checkpoint: %v", err)
+				}
+				want := readRecordFiles(t, out)
+				if golden {
+					compareFiles(t, "with checkpoints vs recorded build", readRecordFiles(t, filepath.Join("testdata", "golden", g.dir, name)), want)
+				}
+				picks := pickCheckpoints(cks)
+				if len(picks) < 2 {
+					t.Fatalf("%d checkpoints gave %d to resume from, want a task's middle and start", len(cks), len(picks))
+				}
+				for _, i := range picks {
+					c := cks[i]
+					rsc, rrun, err := c.ScenarioAndRun(nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					dir := filepath.Join(t.TempDir(), fmt.Sprintf("resumed-%d", i))
+					if _, err := env.Run(context.Background(), rsc, rrun, Options{Out: dir, Checkpoint: true, Resume: c}); err != nil {
+						t.Fatalf("resume before round %d of task %d: %v", c.Server.Round, c.Server.Task, err)
+					}
+					compareFiles(t, fmt.Sprintf("resumed before round %d of task %d", c.Server.Round, c.Server.Task), want, readRecordFiles(t, dir))
+				}
+			})
+		}
+	}
+}
+
+func compareFiles(t *testing.T, what string, want, got map[string][]byte) {
+	t.Helper()
+	for _, f := range recordFiles {
+		if !bytes.Equal(want[f], got[f]) {
+			t.Errorf("%s: %s differs:\nwant %.600s\ngot  %.600s", what, f, want[f], got[f])
+		}
+	}
+}
