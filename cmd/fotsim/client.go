@@ -20,6 +20,7 @@ func init() {
 }
 
 const clientUsage = `Usage: fotsim client --nats URL --clients A-B [--key FILE] [--workers N] [--data-dir DIR] [--once]
+       [--nats-password-file FILE] [--nats-ca FILE]
 
 Trains the clients A to B (both included; "7" is one client) of every run
 that a "fotsim server" announces on the NATS server at URL, one run after
@@ -32,6 +33,14 @@ refused. The data must be on this machine (--data-dir when its folder
 differs from the scenario's data.dir), and this fotsim must be the server's
 version. With --key FILE (the server's --key, from "fotsim keygen"), the
 clients sign their updates and accept only the server's signed messages.
+
+The NATS password of a URL with a user and no password
+(nats://fotsim-client-a@host:4222) comes from --nats-password-file, or else
+from the environment variable FOTSIM_NATS_PASSWORD, so that ps does not
+show it. If the server refuses this user a publish or a subscription (the
+credentials of another role), the process exits with an error that names
+the user and the subject, as it does when the connection is lost for
+longer than its timeout.
 
 Flags:
 `
@@ -48,6 +57,7 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keyFile := fs.String("key", "", "run secret `FILE` (fotsim keygen), the server's --key: sign updates, accept only the server's signed messages")
 	quiet := fs.Bool("quiet", false, "print errors only")
 	verbose := fs.Bool("v", false, "log every rejected message to stderr")
+	creds := addNATSAuth(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -79,7 +89,11 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 	}
-	conn, err := transport.Dial(*natsURL, "fotsim-client")
+	dopts, err := creds.dialOptions("client", *natsURL)
+	if err != nil {
+		return err
+	}
+	conn, err := transport.DialWith(*natsURL, "fotsim-client", dopts)
 	if err != nil {
 		return err
 	}
@@ -87,12 +101,29 @@ func cmdClient(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o := sim.ClientOptions{First: first, Last: last, Workers: *workers, DataDir: *dataDir, Once: *once, Name: *name, Keys: keys}
 	if !*quiet {
 		o.Log = prefixed(stdout, "fotsim client: ")
-		fmt.Fprintf(stdout, "fotsim client: clients %s, waiting for runs announced on %s (Ctrl-C to stop)\n", *ids, *natsURL)
+		fmt.Fprintf(stdout, "fotsim client: clients %s, waiting for runs announced on %s (Ctrl-C to stop)\n", *ids, transport.RedactURLs(*natsURL))
 	}
 	if *verbose {
 		o.Verbose = stderr
 	}
-	return sim.NewEnv().ServeClients(ctx, conn, o)
+	// A connection given up (lost for longer than its timeout, or refused
+	// a publish or subscription by the server's permissions) ends the
+	// process with its error, instead of leaving it waiting for messages
+	// that cannot come.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-conn.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = sim.NewEnv().ServeClients(ctx, conn, o)
+	if lost := conn.Err(); lost != nil {
+		return fmt.Errorf("client: %w", lost)
+	}
+	return err
 }
 
 // parseClients parses --clients: "A-B" (both included) or "A", as the

@@ -27,7 +27,7 @@ func init() {
 	register(command{name: "serve", usage: "[flags] DIR         serve reports of DIR and the live view of runs", order: 60, run: cmdServe})
 }
 
-const serveUsage = `Usage: fotsim serve [--addr 127.0.0.1:8080] [--nats URL] DIR
+const serveUsage = `Usage: fotsim serve [--addr 127.0.0.1:8080] [--nats URL [--nats-password-file FILE] [--nats-ca FILE]] DIR
 
 Serves, over HTTP, the reports of the run records under DIR and the live
 view of running runs:
@@ -42,7 +42,12 @@ view of running runs:
 The live view shows the metrics that runs publish on the NATS subjects
 fotsim.<run>.metrics of the server --nats names (runs over an external NATS
 server publish them; "fotsim run --live ADDR" serves its own live view).
-An ADDR without a host listens on 127.0.0.1 only.
+An ADDR without a host listens on 127.0.0.1 only. On a NATS server with
+fotsim natsconf's users, give it the viewer's: nats://fotsim-viewer@host:4222,
+with the password in --nats-password-file or FOTSIM_NATS_PASSWORD. If the
+NATS connection is given up (lost for longer than its timeout, or a
+subscription refused by the server's permissions), serve exits with the
+error.
 
 Flags:
 `
@@ -51,6 +56,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("serve", serveUsage, stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen address, host:port (no host: 127.0.0.1)")
 	natsURL := fs.String("nats", "", "NATS server whose runs' metrics the live view shows (subject "+transport.MetricsWildcard+"); empty: none")
+	creds := addNATSAuth(fs, false)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -68,13 +74,20 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	hub := htmlreport.NewHub()
 	defer hub.Close()
 	source := "none (start fotsim serve with --nats URL)"
+	var lost <-chan struct{} // closed when the NATS connection is given up
+	var natsErr func() error
 	if *natsURL != "" {
-		stop, err := watchNATS(*natsURL, hub)
+		dopts, err := creds.dialOptions("serve", *natsURL)
+		if err != nil {
+			return err
+		}
+		conn, stop, err := watchNATSWith(*natsURL, dopts, hub)
 		if err != nil {
 			return err
 		}
 		defer stop()
-		source = *natsURL + " (" + transport.MetricsWildcard + ")"
+		lost, natsErr = conn.Done(), conn.Err
+		source = transport.RedactURLs(*natsURL) + " (" + transport.MetricsWildcard + ")"
 	}
 	ln, err := net.Listen("tcp", listenAddr(*addr))
 	if err != nil {
@@ -84,24 +97,34 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "serving %s at http://%s/ (live view: http://%s/live); Ctrl-C stops\n", dir, ln.Addr(), ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	var stopErr error
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case <-lost:
+		stopErr = fmt.Errorf("serve: the live view's NATS connection: %w", natsErr())
 	}
 	hub.Close() // ends the event streams, so that Shutdown need not wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	return nil
+	return stopErr
 }
 
 // watchNATS feeds hub with the metrics documents of every run on the
 // NATS server at url, until stop.
 func watchNATS(url string, hub *htmlreport.Hub) (stop func(), err error) {
-	conn, err := transport.Dial(url, "fotsim-serve")
+	_, stop, err = watchNATSWith(url, transport.DialOptions{}, hub)
+	return stop, err
+}
+
+// watchNATSWith is watchNATS with dial options; it returns the
+// connection too, whose Done and Err say when and why it was given up.
+func watchNATSWith(url string, opts transport.DialOptions, hub *htmlreport.Hub) (conn *transport.Conn, stop func(), err error) {
+	conn, err = transport.DialWith(url, "fotsim-serve", opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	unsub, err := conn.SubscribeRaw(transport.MetricsWildcard, func(_ string, doc []byte) { hub.Publish(doc) })
 	if err == nil {
@@ -109,9 +132,9 @@ func watchNATS(url string, hub *htmlreport.Hub) (stop func(), err error) {
 	}
 	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return func() { _ = unsub(); conn.Close() }, nil
+	return conn, func() { _ = unsub(); conn.Close() }, nil
 }
 
 // listenAddr makes an address without a host ("8080", ":8080") listen on

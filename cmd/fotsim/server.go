@@ -11,6 +11,7 @@ import (
 	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/scenarios"
 	"github.com/fotsim/fotsim/sim"
+	"github.com/fotsim/fotsim/transport"
 )
 
 func init() {
@@ -18,7 +19,7 @@ func init() {
 		run: cmdServer})
 }
 
-const serverUsage = `Usage: fotsim server SCENARIO --nats URL [--key FILE] [--wait D] [run's flags]
+const serverUsage = `Usage: fotsim server SCENARIO --nats URL [--key FILE] [--wait D] [--nats-password-file FILE] [run's flags]
 
 Runs the server side of every method x seed of SCENARIO, one run after the
 other, while "fotsim client" processes, on this machine or others, train the
@@ -33,6 +34,11 @@ With --key FILE (written by "fotsim keygen", the same file as the clients'
 --key), the server signs its rounds and stops and accepts only updates
 signed by their client; without it messages are checked but not signed.
 
+The NATS password of a URL with a user and no password
+(nats://fotsim-server@host:4222) comes from --nats-password-file, or else
+from the environment variable FOTSIM_NATS_PASSWORD, so that ps does not
+show it; records and announcements never hold it.
+
 Flags:
 `
 
@@ -41,12 +47,15 @@ func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var wait *time.Duration
 	var keyFile *string
 	var keys *auth.Keys
+	var creds *natsAuth
+	natsResolved := false
 	return runScenario(ctx, args, stdout, stderr, runHooks{
 		name: "server", usage: serverUsage,
 		flags: func(fs *flag.FlagSet) {
 			natsURL = fs.String("nats", "", "`URL` of the NATS server the client processes use (nats://host:4222); default: the scenario's transport.nats")
 			wait = fs.Duration("wait", sim.DefaultRemoteWait, "how long each run waits for client processes to cover every client id")
 			keyFile = fs.String("key", "", "run secret `FILE` (fotsim keygen), the clients' --key: sign rounds and stops, accept only signed updates")
+			creds = addNATSAuth(fs, true)
 		},
 		sets: func() ([]string, error) {
 			if *wait <= 0 {
@@ -68,6 +77,16 @@ func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		options: func(sc *scenarios.Scenario, o *sim.Options) error {
 			if u := sc.Transport.NATS; u == "" || u == "embedded" {
 				return usagef("server: the client processes need an external NATS server: give --nats URL (nats://host:4222) or transport.nats in the scenario")
+			}
+			if !natsResolved { // once: every run has the same scenario
+				dopts, err := creds.dialOptions("server", sc.Transport.NATS)
+				if err != nil {
+					return err
+				}
+				// The password joins the URL in memory only: the
+				// records and announcements redact it.
+				sc.Transport.NATS, _ = transport.WithPassword(sc.Transport.NATS, dopts.Password)
+				natsResolved = true
 			}
 			o.Keys = keys
 			o.Remote = &sim.Remote{Wait: *wait, Log: prefixed(stderr, "fotsim server: ")}
