@@ -6,7 +6,16 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
+
+// littleEndian: on such hosts the keystream bytes are read as words in
+// place (the same values binary.LittleEndian would give, without the
+// per-word bounds checks).
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // The mask stream of a 32-byte seed is the AES-256-CTR keystream under
 // that seed with a zero initial counter block (a 128-bit big-endian
@@ -53,7 +62,8 @@ func applyMasks(acc []uint64, masks []mask, wordBytes, workers int) {
 	}
 	var next atomic.Int64
 	run := func() {
-		buf := make([]byte, chunkValues*8)
+		words := make([]uint64, chunkValues)
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), chunkValues*8)
 		var iv [aes.BlockSize]byte
 		for {
 			c := int(next.Add(1) - 1)
@@ -68,7 +78,11 @@ func applyMasks(acc []uint64, masks []mask, wordBytes, workers int) {
 			for _, m := range masks {
 				ks := buf[:n]
 				cipher.NewCTR(m.block, iv[:]).XORKeyStream(ks, zeroChunk[:n])
-				addWords(a, ks, wordBytes, m.sub)
+				if littleEndian {
+					addNative(a, words, wordBytes, m.sub)
+				} else {
+					addWords(a, ks, wordBytes, m.sub)
+				}
 			}
 		}
 	}
@@ -106,6 +120,34 @@ func addWords(a []uint64, ks []byte, wordBytes int, sub bool) {
 	} else {
 		for i := range a {
 			a[i] += uint64(binary.LittleEndian.Uint32(ks[4*i:]))
+		}
+	}
+}
+
+// addNative is addWords on a little-endian host, reading the keystream
+// buffer words as 64- or 32-bit integers in place.
+func addNative(a, words []uint64, wordBytes int, sub bool) {
+	if wordBytes == 8 {
+		w := words[:len(a)]
+		if sub {
+			for i := range a {
+				a[i] -= w[i]
+			}
+		} else {
+			for i := range a {
+				a[i] += w[i]
+			}
+		}
+		return
+	}
+	w := unsafe.Slice((*uint32)(unsafe.Pointer(&words[0])), 2*len(words))[:len(a)]
+	if sub {
+		for i := range a {
+			a[i] -= uint64(w[i])
+		}
+	} else {
+		for i := range a {
+			a[i] += uint64(w[i])
 		}
 	}
 }

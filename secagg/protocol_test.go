@@ -224,7 +224,7 @@ func TestBelowThreshold(t *testing.T) {
 
 // setup runs rounds 0 and 1 for n clients and returns them with their
 // deliveries, ready for round 2.
-func setup(t *testing.T, p Params, n, length int) (*Server, []*Client, []*ShareDelivery) {
+func setup(t testing.TB, p Params, n, length int) (*Server, []*Client, []*ShareDelivery) {
 	t.Helper()
 	srv, err := NewServer(length, p)
 	if err != nil {
