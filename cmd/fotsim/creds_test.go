@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/transport"
+	"github.com/fotsim/fotsim/transport/transporttest"
 )
 
 // credsServer starts an embedded NATS server (TCP, loopback) with the
@@ -303,5 +304,72 @@ func TestServeViewer(t *testing.T) {
 		"--nats-password-file", writeSecret(t, natsHostUserPrefix+"a-secret"), t.TempDir()}, io.Discard, &errb)
 	if code := exitCode(err, &errb); code != 1 || !strings.Contains(errb.String(), `does not let user "fotsim-client-a" subscribe to "fotsim.*.metrics"`) {
 		t.Errorf("serve with a client's user: exit code %d:\n%s", code, errb.String())
+	}
+}
+
+// fotsim client and serve reach a NATS server with TLS through a tls://
+// URL and --nats-ca (the self-signed CA of its certificate); without
+// --nats-ca the certificate is not trusted and they exit with what to do.
+func TestNATSCA(t *testing.T) {
+	cfg, caFile, err := transporttest.TLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := transport.RoleUser(transport.RoleViewer, natsViewerUser, "viewer-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := transport.RoleUser(transport.RoleClient, natsClientUser, "client-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{TLS: cfg, Users: []transport.User{viewer, client}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	host := strings.TrimPrefix(emb.URL(), "tls://")
+	t.Setenv(passwordEnv, "viewer-secret")
+	for _, tc := range []struct {
+		args []string
+		want string // in stdout once it runs
+	}{
+		{[]string{"serve", "--addr", "127.0.0.1:0", "--nats", "tls://" + natsViewerUser + "@" + host, t.TempDir()}, "serving"},
+		{[]string{"client", "--nats", "tls://" + natsClientUser + ":client-secret@" + host, "--clients", "0-3"}, "waiting for runs announced on tls://" + natsClientUser + ":xxxxx@"},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			var errb bytes.Buffer
+			err := run(context.Background(), tc.args, io.Discard, &errb)
+			if code := exitCode(err, &errb); code != 1 || !strings.Contains(errb.String(), "not signed by a CA this machine trusts: give the CA's certificate, --nats-ca FILE") {
+				t.Errorf("without --nats-ca: exit code %d:\n%s", code, errb.String())
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var out lockedBuffer
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, append(tc.args, "--nats-ca", caFile), &out, &out) }()
+			for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), tc.want); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("with --nats-ca: output %q lacks %q", out.String(), tc.want)
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("with --nats-ca: %v\n%s", err, out.String())
+				default:
+				}
+			}
+			if emb.Clients() < 1 {
+				t.Errorf("%d connections to the server", emb.Clients())
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("after an interrupt: %v", err)
+			}
+		})
+	}
+	var errb bytes.Buffer
+	args := []string{"client", "--nats", "tls://" + host, "--nats-ca", filepath.Join(t.TempDir(), "none.pem"), "--clients", "0"}
+	if code := exitCode(run(context.Background(), args, io.Discard, &errb), &errb); code != 2 || !strings.Contains(errb.String(), "--nats-ca") {
+		t.Errorf("a missing CA file: exit code %d:\n%s", code, errb.String())
 	}
 }
