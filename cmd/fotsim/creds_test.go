@@ -373,3 +373,22 @@ func TestNATSCA(t *testing.T) {
 		t.Errorf("a missing CA file: exit code %d:\n%s", code, errb.String())
 	}
 }
+
+// fotsim server with a client host's credentials fails fast, naming the
+// user and the refused subject.
+func TestServerRefusedFailsFast(t *testing.T) {
+	host := credsServer(t)
+	var errb bytes.Buffer
+	start := time.Now()
+	err := run(context.Background(), []string{"server", "synthetic", "--nats", "nats://" + natsHostUserPrefix + "a@" + host, "--nats-password-file", writeSecret(t, natsHostUserPrefix+"a-secret"),
+		"--wait", "1m", "--quiet", "--out", t.TempDir(), "--set", "methods=fedavg"}, io.Discard, &errb)
+	code := exitCode(err, &errb)
+	want := regexp.MustCompile(`does not let user "fotsim-client-a" (subscribe to "fotsim\.[^"]+\.hosts"|publish to "fotsim\.announce")`)
+	if code != 1 || !want.MatchString(errb.String()) || strings.Contains(errb.String(), "-secret") {
+		t.Errorf("exit code %d, want 1 and %q:\n%s", code, want, errb.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the server failed after %v", d)
+	}
+	t.Log(strings.TrimSpace(errb.String()))
+}
