@@ -76,7 +76,20 @@ func Write(dir string, rec *Record, resolvedScenario []byte) error {
 // WriteFileAtomic writes data to dir/name through a synced temporary file
 // in the same directory and a rename, so that a reader never sees half a
 // file and a crash leaves the old file or the new one. Errors name the file.
-func WriteFileAtomic(dir, name string, data []byte) (err error) {
+func WriteFileAtomic(dir, name string, data []byte) error {
+	return writeAtomic(dir, name, data, true)
+}
+
+// ReplaceFile is WriteFileAtomic without the sync: a reader, or a process
+// killed at any point, still sees the old file or the new one whole, but
+// an operating system crash may lose the new one. It suits a file
+// replaced very often (a checkpoint after every round), where a sync
+// would cost more than the work it protects.
+func ReplaceFile(dir, name string, data []byte) error {
+	return writeAtomic(dir, name, data, false)
+}
+
+func writeAtomic(dir, name string, data []byte, sync bool) (err error) {
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("results: write %s: %w", filepath.Join(dir, name), err)
@@ -95,8 +108,10 @@ func WriteFileAtomic(dir, name string, data []byte) (err error) {
 	if err = f.Chmod(filePerm); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
-		return err
+	if sync {
+		if err = f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err = f.Close(); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/fotsim/fotsim/client"
 	"github.com/fotsim/fotsim/nn"
@@ -101,6 +102,10 @@ type checkpointer struct {
 	host     client.Behaviour      // the client side, for its state
 	rejected func() map[string]int // the client hosts' refusals so far
 	wall     func() float64        // the run's wall time so far, in seconds
+	every    bool                  // write after every round (Options.CheckpointEveryRound)
+	saved    func(dir string)      // called after each write (tests)
+	last     time.Time             // when the last write ended
+	cost     time.Duration         // how long it took
 }
 
 // newCheckpointer returns the checkpoint writer of x's run into dir.
@@ -125,8 +130,33 @@ func (x *Experiment) newCheckpointer(dir string, host client.Behaviour, rejected
 	return &checkpointer{x: x, dir: dir, scenario: resolved, run: run, host: host, rejected: rejected, wall: wall}, nil
 }
 
-// save writes the checkpoint of the server state st.
+// checkpointShare bounds the time spent writing checkpoints: after a
+// write that took d, the next is skipped until checkpointShare*d has
+// passed. Rounds of real size (tens of milliseconds and more) all get
+// one; very short rounds (a tiny synthetic model) one every few, so that
+// checkpoints cost at most about 1/checkpointShare of the run.
+const checkpointShare = 20
+
+// save writes the checkpoint of the server state st, unless the last one
+// is too recent (checkpointShare) and k.every is false.
 func (k *checkpointer) save(st *server.State) error {
+	if !k.every && !k.last.IsZero() && time.Since(k.last) < checkpointShare*k.cost {
+		return nil
+	}
+	start := time.Now()
+	if err := k.write(st); err != nil {
+		return err
+	}
+	k.last = time.Now()
+	k.cost = k.last.Sub(start)
+	if k.saved != nil {
+		k.saved(k.dir)
+	}
+	return nil
+}
+
+// write writes the checkpoint of the server state st.
+func (k *checkpointer) write(st *server.State) error {
 	c := Checkpoint{
 		Format: checkpointFormat, Version: Version(), Scenario: k.scenario,
 		Run: k.run, Label: k.x.Run.Method.Label(), Seed: k.x.Run.Seed,
@@ -144,7 +174,7 @@ func (k *checkpointer) save(st *server.State) error {
 	if err := gob.NewEncoder(&buf).Encode(&c); err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	return results.WriteFileAtomic(k.dir, CheckpointFile, buf.Bytes())
+	return results.ReplaceFile(k.dir, CheckpointFile, buf.Bytes())
 }
 
 // loadHost loads the client side's state of checkpoint c into b.

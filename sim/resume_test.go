@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fotsim/fotsim/nn"
@@ -102,7 +103,7 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 			t.Run(g.dir+"/"+name, func(t *testing.T) {
 				out := filepath.Join(t.TempDir(), "full")
 				var cks []*Checkpoint
-				opts := Options{Out: out, Checkpoint: true, saved: func(dir string) {
+				opts := Options{Out: out, Checkpoint: true, CheckpointEveryRound: true, saved: func(dir string) {
 					c, err := ReadCheckpoint(dir)
 					if err != nil {
 						t.Error(err)
@@ -147,5 +148,62 @@ func compareFiles(t *testing.T, what string, want, got map[string][]byte) {
 		if !bytes.Equal(want[f], got[f]) {
 			t.Errorf("%s: %s differs:\nwant %.600s\ngot  %.600s", what, f, want[f], got[f])
 		}
+	}
+}
+
+// A checkpoint that does not fit is refused with a clear error, never
+// resumed into a different run: a garbled file, a --set of a key that
+// changes results, a run its scenario lacks, a model of another size.
+func TestResumeRefusesMismatches(t *testing.T) {
+	sc, err := scenarios.Load("synthetic", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := sc.Runs()[0]
+	dir := t.TempDir()
+	var saved []byte
+	opts := Options{Out: dir, Checkpoint: true, CheckpointEveryRound: true, saved: func(d string) {
+		if saved == nil {
+			saved, _ = os.ReadFile(filepath.Join(d, CheckpointFile))
+		}
+	}}
+	if _, err := NewEnv().Run(context.Background(), sc, run, opts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CheckpointFile), saved, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ScenarioAndRun([]string{"transport.timeout=5s"}); err != nil {
+		t.Errorf("a transport key: %v", err)
+	}
+	if _, _, err := c.ScenarioAndRun([]string{"train.lr=0.5"}); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), "train.lr") {
+		t.Errorf("--set train.lr: %v, want ErrCheckpoint naming the key", err)
+	}
+	other := *c
+	other.Seed = 99
+	if _, _, err := other.ScenarioAndRun(nil); !errors.Is(err, ErrCheckpoint) {
+		t.Errorf("a run not in the scenario: %v, want ErrCheckpoint", err)
+	}
+	// A model of another size: the server refuses the saved parameters.
+	bigger, err := scenarios.Load("synthetic", []string{"model.hidden=[7]"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewEnv().Run(context.Background(), bigger, bigger.Runs()[0], Options{Resume: c})
+	if err == nil || !strings.Contains(err.Error(), "parameters") {
+		t.Errorf("resume into another model: %v, want an error about the parameters", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, CheckpointFile), saved[:len(saved)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadCheckpoint(dir); !errors.Is(err, ErrCheckpoint) {
+		t.Errorf("a truncated checkpoint: %v, want ErrCheckpoint", err)
+	}
+	if _, err := ReadCheckpoint(t.TempDir()); !errors.Is(err, ErrCheckpoint) || !strings.Contains(err.Error(), CheckpointFile) {
+		t.Errorf("no checkpoint: %v", err)
 	}
 }

@@ -61,9 +61,13 @@ type Options struct {
 	// (Env.ServeClients) to cover every client id (see Remote).
 	Remote *Remote
 	// Checkpoint, when true and Out is set, writes the run's Checkpoint to
-	// Out after every round (CheckpointFile), and removes it once the
-	// record is written. A run over remote client hosts writes none.
+	// Out after every round (CheckpointFile; after very short rounds only
+	// every few, see checkpointShare), and removes it once the record is
+	// written. A run over remote client hosts writes none.
 	Checkpoint bool
+	// CheckpointEveryRound writes a checkpoint after every round however
+	// short.
+	CheckpointEveryRound bool
 	// Resume, when non-nil, continues the run from this checkpoint
 	// (ReadCheckpoint; its ScenarioAndRun are the scenario and run to
 	// give): the rounds after it run as they would have in the process
@@ -364,15 +368,8 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		if err != nil {
 			return nil, err
 		}
-		x.checkpoint = func(st *server.State) error {
-			if err := k.save(st); err != nil {
-				return err
-			}
-			if opts.saved != nil {
-				opts.saved(opts.Out)
-			}
-			return nil
-		}
+		k.every, k.saved = opts.CheckpointEveryRound, opts.saved
+		x.checkpoint = k.save
 	}
 	if err := host.Start(ctx); err != nil {
 		return nil, err

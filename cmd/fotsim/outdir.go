@@ -79,7 +79,7 @@ func probeDir(dir string) (err error) {
 // by SIGINT or SIGTERM): it prints the summary of the runs that finished
 // (their records are written) and a line naming the interrupted run, which
 // left no record, and returns the cause (see exitCode).
-func interruptedRun(ctx context.Context, stdout io.Writer, sc *scenarios.Scenario, r scenarios.Run, recs []*results.Record) error {
+func interruptedRun(ctx context.Context, stdout io.Writer, sc *scenarios.Scenario, r scenarios.Run, recs []*results.Record, dir, out string) error {
 	cause := context.Cause(ctx)
 	if len(recs) > 0 {
 		fmt.Fprintf(stdout, "\nSummary of the finished runs of %s (FGT: accuracy just after learning a task minus final accuracy; BWT = -FGT)\n", sc.Name)
@@ -97,5 +97,11 @@ func interruptedRun(ctx context.Context, stdout io.Writer, sc *scenarios.Scenari
 	}
 	fmt.Fprintf(stdout, "\ninterrupted: %s, method %s, seed %d (run %d of %d) did not finish and wrote no record%s\n",
 		sc.Name, r.Method.Label(), r.Seed, len(recs)+1, len(sc.Runs()), kept)
+	if exists(filepath.Join(dir, sim.CheckpointFile)) {
+		if out == "" {
+			out = dir
+		}
+		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", dir, out)
+	}
 	return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, r.Method.Label(), r.Seed, cause)
 }

@@ -54,13 +54,29 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	live := fs.String("live", "", "serve the live view of the runs at `ADDR` (host:port; no host: 127.0.0.1) while they run")
 	noReport := fs.Bool("no-report", false, "write no report.html (by default every run folder gets one, and --out a sweep's)")
 	noPlots := fs.Bool("no-plots", false, "draw no plots (by default each run's PNG and SVG plots go next to its record)")
+	noCheckpoint := fs.Bool("no-checkpoint", false, "write no checkpoint (by default each run folder gets "+sim.CheckpointFile+" after every round, removed when the run finishes)")
+	resume := fs.String("resume", "", "continue the interrupted runs in `DIR` (a run's folder, or a sweep's --out) from their last checkpoint, instead of a SCENARIO")
 	if h.flags != nil {
 		h.flags(fs)
 	}
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	var plan *resumePlan // --resume
+	if *resume != "" {
+		if fs.NArg() != 0 || *out != "" {
+			fs.Usage()
+			return usagef("%s --resume DIR takes no scenario and no --out: the runs go on in DIR", h.name)
+		}
+		var err error
+		if plan, err = loadResume(*resume, sets); err != nil {
+			return err
+		}
+		*out = plan.out
+		if *backend == "" { // the backend the rounds so far ran on: the same sums
+			*backend = plan.backend
+		}
+	} else if fs.NArg() != 1 {
 		fs.Usage()
 		return usagef("%s takes exactly one scenario, got %d", h.name, fs.NArg())
 	}
@@ -74,15 +90,21 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		}
 		sets = append(sets, more...)
 	}
-	sc, err := scenarios.Load(fs.Arg(0), sets)
-	if err != nil {
-		return scenarioError(err)
+	var sc *scenarios.Scenario
+	if plan != nil {
+		sc = plan.sc
+	} else {
+		var err error
+		if sc, err = scenarios.Load(fs.Arg(0), sets); err != nil {
+			return scenarioError(err)
+		}
 	}
 	if err := checkOutDirs(*out, sc); err != nil {
 		return err
 	}
 	var lv *liveServer // the live view, or nil
 	if *live != "" {
+		var err error
 		if lv, err = startLive(*live, stdout); err != nil {
 			return err
 		}
@@ -93,7 +115,25 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	var recs []*results.Record
 	for _, r := range runs {
 		dir := runDir(*out, sc, r, len(runs))
-		opts := sim.Options{Out: dir}
+		opts := sim.Options{Out: dir, Checkpoint: !*noCheckpoint}
+		if plan != nil {
+			if plan.only != nil {
+				if r.Method.Label() != plan.only.Method.Label() || r.Seed != plan.only.Seed {
+					continue
+				}
+				dir, opts.Out = plan.out, plan.out
+			}
+			if rec := plan.finished[dir]; rec != nil {
+				if !*quiet {
+					fmt.Fprintf(stdout, "%s, seed %d: finished before (%s)\n", r.Method.Label(), r.Seed, filepath.Join(dir, results.RecordFile))
+				}
+				recs = append(recs, rec)
+				continue
+			}
+			if opts.Resume = plan.ck[dir]; opts.Resume != nil && !*quiet {
+				fmt.Fprintln(stdout, describe(opts.Resume))
+			}
+		}
 		lv.options(&opts, sc)
 		if h.options != nil {
 			if err := h.options(sc, &opts); err != nil {
@@ -115,7 +155,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		rec, err := env.Run(ctx, sc, r, opts)
 		prog.End()
 		if err != nil && ctx.Err() != nil { // SIGINT, SIGTERM
-			return interruptedRun(ctx, stdout, sc, r, recs)
+			return interruptedRun(ctx, stdout, sc, r, recs, dir, *out)
 		}
 		if err != nil {
 			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
