@@ -275,3 +275,25 @@ func TestRejoinRefusedForStatefulMethod(t *testing.T) {
 		t.Errorf("server log:\n%s", log.String())
 	}
 }
+
+// The methods whose client side keeps state across rounds, which cannot
+// be rejoined after the start: FedCurv (each client's own Fisher terms)
+// and FLwF (the teacher); FedAvg, FOT and EWC can.
+func TestRejoinStatefulMethods(t *testing.T) {
+	sc := load(t, "methods=[fedavg, fot, ewc, fedcurv, flwf]")
+	want := map[string]bool{"fedavg": false, "fot": false, "ewc": false, "fedcurv": true, "flwf": true}
+	env := NewEnv()
+	for _, r := range sc.Runs() {
+		x, err := env.Build(sc, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := x.clientState()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want[r.Method.Name] {
+			t.Errorf("%s: client state %t, want %t", r.Method.Name, got, want[r.Method.Name])
+		}
+	}
+}
