@@ -147,7 +147,7 @@ func connectHint(err error, opts DialOptions) error {
 	switch {
 	case errors.As(err, &unknown):
 		if opts.CAFile == "" {
-			return fmt.Errorf("%w (the server's TLS certificate is not signed by a CA this machine trusts: give the CA's certificate, --nats-ca FILE)", err)
+			return fmt.Errorf("%w (the server's TLS certificate is not signed by a CA this machine trusts: give the CA's certificate, --nats-ca FILE or SSL_CERT_FILE=FILE)", err)
 		}
 		return fmt.Errorf("%w (the server's TLS certificate is not signed by the CA of %s)", err, opts.CAFile)
 	case errors.As(err, &host):

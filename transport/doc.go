@@ -30,6 +30,20 @@
 // Dial(e.URL(), name) (start the server with EmbeddedOptions{Host:
 // "0.0.0.0"} to accept other machines) or Dial any NATS server's URL.
 //
+// # Credentials and TLS
+//
+// A NATS server with users (EmbeddedOptions.Users, or nats-server's
+// authorization block; RolePermissions gives the subjects of the server,
+// client and viewer roles) takes a user and password in the URL,
+// nats://name:password@host:4222, or DialOptions.Password for a URL that
+// names only the user. A publish or subscription the server refuses (a
+// "Permissions Violation") gives the connection up at once: Done is
+// closed and Err is a *PermissionError, wrapping ErrPermission and
+// ErrLost, that names the user and the subject. TLS: a tls:// URL, and
+// DialOptions.CAFile for a server certificate signed by a private CA
+// (EmbeddedOptions.TLS starts an embedded server with TLS). Errors and
+// Health show URLs with the password as "xxxxx" (RedactURLs).
+//
 // Subscription handlers run on the subscription's NATS delivery goroutine,
 // one call at a time per subscription, in arrival order. Every message a
 // handler receives has been fully validated (see Decode); everything
