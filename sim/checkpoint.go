@@ -124,9 +124,6 @@ func (x *Experiment) newCheckpointer(dir string, host client.Behaviour, rejected
 	if run < 0 {
 		return nil, fmt.Errorf("%w: run %s seed %d is not in scenario %s", ErrCheckpoint, x.Run.Method.Label(), x.Run.Seed, x.Scenario.Name)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("sim: checkpoint folder: %w", err)
-	}
 	return &checkpointer{x: x, dir: dir, scenario: resolved, run: run, host: host, rejected: rejected, wall: wall}, nil
 }
 
@@ -173,6 +170,9 @@ func (k *checkpointer) write(st *server.State) error {
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(&c); err != nil {
 		return fmt.Errorf("encode: %w", err)
+	}
+	if err := os.MkdirAll(k.dir, 0o755); err != nil { // made at the first write: a run stopped before leaves no folder
+		return err
 	}
 	return results.ReplaceFile(k.dir, CheckpointFile, buf.Bytes())
 }
