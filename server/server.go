@@ -696,6 +696,7 @@ func (s *Server) receive(m *transport.Message, err error) {
 		s.reject(RejectDecode, "server: rejected update: %v", err)
 		return
 	}
+	body := m.BodyLen() // what the update cost on the wire, before any decoding
 	if reason, err := s.checkSender(m); err != nil {
 		s.reject(reason, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
 		return
@@ -721,6 +722,10 @@ func (s *Server) receive(m *transport.Message, err error) {
 		s.rejectLocked(RejectNotSelected, "server: rejected update of round %d from client %d, which was not selected", m.Round, m.Client)
 		return
 	}
+	if reason, err := s.decodeUpdate(m); err != nil {
+		s.rejectLocked(reason, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
+		return
+	}
 	if reason, err := s.checkUpdate(m); err != nil {
 		s.rejectLocked(reason, "server: rejected update of client %d in round %d: %v", m.Client, m.Round, err)
 		return
@@ -736,7 +741,7 @@ func (s *Server) receive(m *transport.Message, err error) {
 		}
 	}
 	c.got[i] = m
-	s.rec.BytesUp += int64(m.BodyLen())
+	s.rec.BytesUp += int64(body)
 	c.n++
 	if c.n == len(c.got) {
 		close(c.full)
