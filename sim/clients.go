@@ -240,6 +240,14 @@ func (c *clientRun) serve(ctx context.Context) (joined bool, err error) {
 	if ok, err := c.join(ctx, answers); !ok || err != nil {
 		return false, err
 	}
+	if c.first != hcfg.First || c.last != hcfg.Last {
+		// Accepted for part of its range (a rejoin, the rest run by
+		// others): the host runs that part.
+		hcfg.First, hcfg.Last = c.first, c.last
+		if host, err = client.NewHost(hcfg, x.Model, x, c.conn); err != nil {
+			return false, c.fail(err)
+		}
+	}
 	hctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Until the rounds start, the server may still give up on the run
@@ -371,6 +379,8 @@ func (c *clientRun) join(ctx context.Context, answers <-chan []byte) (bool, erro
 			d, ok := c.answer(data)
 			switch {
 			case !ok:
+			case d.Accepted && (d.First < c.first || d.Last > c.last):
+				c.logf("run %s: ignored an answer of the server: accepted for clients %s, this host offered %s", c.a.Run, span(d.First, d.Last), span(c.first, c.last))
 			case d.Cancel != "":
 				c.logf("run %s (%s): the server gave up: %s", c.what, c.a.Run, d.Cancel)
 				return false, nil
@@ -379,6 +389,7 @@ func (c *clientRun) join(ctx context.Context, answers <-chan []byte) (bool, erro
 				return false, nil
 			default:
 				c.rejoined = d.Started
+				c.first, c.last = d.First, d.Last // a rejoin may get part of the range
 				return true, nil
 			}
 		}

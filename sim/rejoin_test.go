@@ -144,7 +144,7 @@ func TestRejoinWithoutDeadlineMatchesOneProcess(t *testing.T) {
 		t.Fatalf("the run ended before round 2: %v\n%s", r.err, log.String())
 	}
 	waitFor(t, "server log", &log, "client host a (clients 0-1) has not been heard from for 3s: gone")
-	a2 := startHost(t, emb, "a2", 0, 2)
+	a2 := startHost(t, emb, "a2", 0, 64) // a wider range: it gets the free clients
 	r := result(t, ch, &log)
 	if r.err != nil {
 		t.Fatalf("run: %v\nserver log:\n%s", r.err, log.String())
@@ -153,7 +153,7 @@ func TestRejoinWithoutDeadlineMatchesOneProcess(t *testing.T) {
 		t.Errorf("record differs from the one-process run:\ngot  %s\nwant %s", r.rec, ref)
 	}
 	for _, w := range []string{
-		"client host a2 (clients 0-1) rejoined the started run, replacing a (clients 0-1)",
+		"client host a2 (clients 0-1) rejoined the started run, replacing a (clients 0-1); it offered clients 0-3, the others are run by live hosts",
 		`a "fotsim client --clients 0-1" may rejoin; the rounds wait for their updates`,
 		"sent the round again to the 2 clients not heard from",
 	} {
@@ -294,6 +294,50 @@ func TestRejoinStatefulMethods(t *testing.T) {
 		}
 		if got != want[r.Method.Name] {
 			t.Errorf("%s: client state %t, want %t", r.Method.Name, got, want[r.Method.Name])
+		}
+	}
+}
+
+// The rule for a hello (hostSet.place): no client of a live host; gone
+// hosts do not count; after the start, a wider range gets its first
+// stretch of free clients, and a stateful method none.
+func TestRejoinPlace(t *testing.T) {
+	now := time.Now()
+	hosts := func() []*remoteHost {
+		return []*remoteHost{
+			{id: "a", name: "a", first: 0, last: 2, seen: now},
+			{id: "b", name: "b", first: 2, last: 4, seen: now.Add(-10 * time.Second)}, // gone
+			{id: "c", name: "c", first: 4, last: 8, seen: now.Add(-time.Second)},
+		}
+	}
+	hello := func(first, last int) *HostReport {
+		return &HostReport{Host: "n", Name: "n", First: first, Last: last, Version: Version()}
+	}
+	for _, tc := range []struct {
+		name        string
+		started     bool
+		stateful    string
+		h           *HostReport
+		first, last int
+		reason      string
+	}{
+		{"before the start, a gone host's range", false, "", hello(2, 4), 2, 4, ""},
+		{"before the start, an overlap", false, "", hello(0, 8), 0, 0, "clients 0-1 are run by a (clients 0-1)"},
+		{"after the start, the same range", true, "", hello(2, 4), 2, 4, ""},
+		{"after the start, part of it", true, "", hello(3, 4), 3, 4, ""},
+		{"after the start, a wider range", true, "", hello(0, 64), 2, 4, ""},
+		{"after the start, live hosts only", true, "", hello(0, 2), 0, 0, "clients 0-1 are run by a (clients 0-1)"},
+		{"after the start, a live host and ids past the end", true, "", hello(4, 9), 0, 0, "clients 4-7 are run by c (clients 4-7)"},
+		{"stateful, before the start", false, "keeper", hello(2, 4), 2, 4, ""},
+		{"stateful, after the start", true, "keeper", hello(2, 4), 0, 0, "method keeper keeps client state across rounds; a host cannot rejoin a started run"},
+		{"stateful, after the start, live hosts", true, "keeper", hello(0, 2), 0, 0, "clients 0-1 are run by a (clients 0-1)"},
+		{"past the run's clients", true, "", hello(8, 10), 0, 0, "the run has clients 0-7 only"},
+		{"another version", true, "", &HostReport{First: 2, Last: 4, Version: "v0"}, 0, 0, "fotsim version v0, the server runs " + Version()},
+	} {
+		s := &hostSet{clients: 8, gone: 3 * time.Second, started: tc.started, stateful: tc.stateful, hosts: hosts()}
+		first, last, reason := s.place(tc.h, now)
+		if first != tc.first || last != tc.last || reason != tc.reason {
+			t.Errorf("%s: got [%d, %d) %q, want [%d, %d) %q", tc.name, first, last, reason, tc.first, tc.last, tc.reason)
 		}
 	}
 }

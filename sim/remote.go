@@ -171,6 +171,10 @@ type JoinDecision struct {
 	// Started is set on accepting a host after the rounds have started (a
 	// rejoin): it trains from the next round message it receives.
 	Started bool `json:"started,omitempty"`
+	// First and Last are the clients an accepted host runs, [First, Last):
+	// its range, or after the start the part of it that no live host runs.
+	First int `json:"first,omitempty"`
+	Last  int `json:"last,omitempty"`
 	// Cancel is why the server gave up on the run (Host empty: for every
 	// host that has not started), or on the host Host: it was replaced
 	// after it had gone silent, or the run ended before it could start.
@@ -286,6 +290,8 @@ func (j *JoinDecision) check(run string) error {
 		return fmt.Errorf("run %q, want %q", j.Run, run)
 	case j.Host == "" && j.Cancel == "":
 		return errors.New("neither host nor cancel")
+	case j.Accepted && (j.First < 0 || j.Last <= j.First || j.Last > transport.MaxClients):
+		return fmt.Errorf("accepted for client range [%d, %d), empty or out of [0, %d)", j.First, j.Last, transport.MaxClients)
 	}
 	if err := checkText("reason", j.Reason, maxErrorBytes, true); err != nil {
 		return err
@@ -391,14 +397,15 @@ func (s *hostSet) handle(data []byte) {
 		if i >= 0 {
 			return // a repeated hello: already accepted
 		}
-		if reason := s.refusal(&h, now); reason != "" {
+		first, last, reason := s.place(&h, now)
+		if reason != "" {
 			s.refused = append(s.refused, h.Name+": "+reason)
 			s.logf("refused client host %s (clients %s): %s", h.Name, span(h.First, h.Last), reason)
 			s.answer(JoinDecision{Host: h.Host, Reason: reason})
 			return
 		}
-		r := &remoteHost{id: h.Host, name: h.Name, first: h.First, last: min(h.Last, s.clients), seen: now}
-		// The hosts it overlaps are gone (refusal): it replaces them.
+		r := &remoteHost{id: h.Host, name: h.Name, first: first, last: last, seen: now}
+		// The hosts it overlaps are gone (place): it replaces them.
 		var took []string
 		s.hosts = slices.DeleteFunc(s.hosts, func(o *remoteHost) bool {
 			if max(o.first, r.first) >= min(o.last, r.last) {
@@ -417,17 +424,20 @@ func (s *hostSet) handle(data []byte) {
 		if h.Backend != Backend() {
 			s.logf("client host %s uses the matrix backend %s, this server %s: results differ from a run on one machine", h.Name, h.Backend, Backend())
 		}
-		switch {
-		case s.started && len(took) > 0:
-			s.logf("client host %s rejoined the started run, replacing %s", r, strings.Join(took, ", "))
-		case s.started:
-			s.logf("client host %s rejoined the started run", r)
-		case len(took) > 0:
-			s.logf("client host %s joined, replacing %s", r, strings.Join(took, ", "))
-		default:
-			s.logf("client host %s joined", r)
+		var msg strings.Builder
+		if s.started {
+			fmt.Fprintf(&msg, "client host %s rejoined the started run", r)
+		} else {
+			fmt.Fprintf(&msg, "client host %s joined", r)
 		}
-		s.answer(JoinDecision{Host: h.Host, Accepted: true, Started: s.started})
+		if len(took) > 0 {
+			fmt.Fprintf(&msg, ", replacing %s", strings.Join(took, ", "))
+		}
+		if first != h.First || last != min(h.Last, s.clients) {
+			fmt.Fprintf(&msg, "; it offered clients %s, the others are run by live hosts", span(h.First, min(h.Last, s.clients)))
+		}
+		s.logf("%s", msg.String())
+		s.answer(JoinDecision{Host: h.Host, Accepted: true, Started: s.started, First: first, Last: last})
 		s.covered(now)
 	case HostReady:
 		if i < 0 {
@@ -465,26 +475,60 @@ func (s *hostSet) alive(r *remoteHost, now time.Time) bool {
 	return now.Sub(r.seen) < s.gone
 }
 
-// refusal returns why the hello h cannot join ("" if it can): another
-// version, a range past the run's clients, clients run by a live host, or
-// (after the start) a method whose clients keep state. Hosts it overlaps
-// that are gone are no reason: it replaces them. s.mu is held.
-func (s *hostSet) refusal(h *HostReport, now time.Time) string {
+// place returns the clients [first, last) the hello h is to run, or why
+// it cannot join (reason): another version, a range past the run's
+// clients, clients run by a live host, or (after the start) a method whose
+// clients keep state. Hosts it overlaps that are gone are no reason: it
+// replaces them. Before the start it runs its whole range (an overlap
+// with a live host is a mistake in the layout of the hosts, refused);
+// after it, a host that rejoins runs the first stretch of its range that
+// no live host runs: "fotsim client --clients 0-63" restarted on a
+// machine takes the clients of the host that was there. s.mu is held.
+func (s *hostSet) place(h *HostReport, now time.Time) (first, last int, reason string) {
 	switch {
 	case h.Version != Version():
-		return fmt.Sprintf("fotsim version %s, the server runs %s", h.Version, Version())
+		return 0, 0, fmt.Sprintf("fotsim version %s, the server runs %s", h.Version, Version())
 	case h.First >= s.clients:
-		return fmt.Sprintf("the run has clients 0-%d only", s.clients-1)
+		return 0, 0, fmt.Sprintf("the run has clients 0-%d only", s.clients-1)
+	}
+	first, last = h.First, min(h.Last, s.clients)
+	live := func(c int) *remoteHost {
+		for _, r := range s.hosts {
+			if c >= r.first && c < r.last && s.alive(r, now) {
+				return r
+			}
+		}
+		return nil
+	}
+	if s.started {
+		for first < last && live(first) != nil {
+			first++
+		}
+		if first == last {
+			var by []string
+			for _, r := range s.hosts {
+				if max(r.first, h.First) < min(r.last, last) && s.alive(r, now) {
+					by = append(by, r.String())
+				}
+			}
+			return 0, 0, fmt.Sprintf("clients %s are run by %s", span(h.First, last), strings.Join(by, ", "))
+		}
+		end := first
+		for end < last && live(end) == nil {
+			end++
+		}
+		last = end
+		if s.stateful != "" {
+			return 0, 0, fmt.Sprintf("method %s keeps client state across rounds; a host cannot rejoin a started run", s.stateful)
+		}
+		return first, last, ""
 	}
 	for _, r := range s.hosts {
-		if lo, hi := max(r.first, h.First), min(r.last, h.Last); lo < hi && s.alive(r, now) {
-			return fmt.Sprintf("clients %s are run by %s", span(lo, hi), r)
+		if lo, hi := max(r.first, first), min(r.last, last); lo < hi && s.alive(r, now) {
+			return 0, 0, fmt.Sprintf("clients %s are run by %s", span(lo, hi), r)
 		}
 	}
-	if s.started && s.stateful != "" {
-		return fmt.Sprintf("method %s keeps client state across rounds; a host cannot rejoin a started run", s.stateful)
-	}
-	return ""
+	return first, last, ""
 }
 
 // orphans returns the client ids that no live host covers. s.mu is held.
