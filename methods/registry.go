@@ -81,6 +81,8 @@ type Env struct {
 	ServerLR  float32
 	// FOT is the scenario's fot: block, for methods that combine with FOT.
 	FOT FOTOptions
+	// Clients is the number of clients of the federation.
+	Clients int
 }
 
 // Problem is one invalid option value: the option's key and what is wrong.

@@ -551,9 +551,10 @@ func (x *Experiment) methodDef(weighting aggregator.Weighting) (methods.Method, 
 	if err != nil {
 		return nil, nil, methods.Env{}, err
 	}
+	clients, _ := population(sc, x.Spec)
 	env := methods.Env{
 		Model: x.Model, Seed: uint64(x.Run.Seed), BatchSize: sc.Train.BatchSize,
-		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR), FOT: sc.FOT,
+		Weighting: weighting, ServerLR: float32(sc.Train.ServerLR), FOT: sc.FOT, Clients: clients,
 	}
 	return def, opts, env, nil
 }
