@@ -341,3 +341,78 @@ func TestRejoinPlace(t *testing.T) {
 		}
 	}
 }
+
+// A host that rejoins replaces the gone host of its clients, which is sent
+// a Cancel, again whenever it reports (it was only cut off), and whose
+// failure no longer ends the run.
+func TestRejoinReplacedHostIsCancelled(t *testing.T) {
+	emb, err := transport.StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	conn, err := transport.Dial(emb.URL(), "test-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var log syncBuffer
+	now := time.Now()
+	s := &hostSet{conn: conn, run: "r", subj: transport.SubjectsFor("r"), clients: 4, gone: 3 * time.Second, wait: time.Minute,
+		logf: logger(&log), cancel: func() { t.Error("the run was cancelled") }, started: true,
+		hosts: []*remoteHost{
+			{id: "a", name: "a", first: 0, last: 2, ready: true, seen: now.Add(-10 * time.Second)},
+			{id: "b", name: "b", first: 2, last: 4, ready: true, seen: now},
+		}}
+	decisions := make(chan JoinDecision, 16)
+	unsub, err := conn.SubscribeRaw(s.subj.Join, func(_ string, data []byte) {
+		var d JoinDecision
+		if err := decodeDoc(data, &d); err != nil {
+			t.Error(err)
+		}
+		decisions <- d
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = unsub() }()
+	if err := conn.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	report := func(host, state string, first, last int) []byte {
+		return fmt.Appendf(nil, `{"schema": %q, "run": "r", "host": %q, "name": %q, "state": %q, "first": %d, "last": %d, "fotsim_version": %q, "backend": %q}`,
+			HostSchema, host, host, state, first, last, Version(), Backend())
+	}
+	next := func() JoinDecision {
+		t.Helper()
+		select {
+		case d := <-decisions:
+			return d
+		case <-time.After(30 * time.Second):
+			t.Fatal("no join decision")
+			return JoinDecision{}
+		}
+	}
+	const why = "client host n (clients 0-1) took over clients 0-1: this host was not heard from for 3s"
+	s.handle(report("n", HostHello, 0, 4))
+	if d := next(); d.Host != "a" || d.Cancel != why {
+		t.Errorf("first decision %+v, want the Cancel of a", d)
+	}
+	if d := next(); d.Host != "n" || !d.Accepted || !d.Started || d.First != 0 || d.Last != 2 {
+		t.Errorf("second decision %+v, want n accepted for clients 0-1 of the started run", d)
+	}
+	s.handle(report("a", HostReady, 0, 2))
+	if d := next(); d.Host != "a" || d.Cancel != why {
+		t.Errorf("decision after a's heartbeat %+v, want its Cancel again", d)
+	}
+	s.handle(report("a", HostFailed, 0, 2))
+	if s.failed != nil || len(s.hosts) != 2 || s.hosts[1].id != "n" {
+		t.Errorf("after a's failure: failed %v, hosts %v", s.failed, s.hosts)
+	}
+	if !strings.Contains(log.String(), "client host n (clients 0-1) rejoined the started run, replacing a (clients 0-1); it offered clients 0-3, the others are run by live hosts") {
+		t.Errorf("log:\n%s", log.String())
+	}
+	if s.watch(time.Now()) {
+		t.Error("watch wants the run announced again with every client covered")
+	}
+}
