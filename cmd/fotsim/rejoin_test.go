@@ -50,13 +50,13 @@ func TestRejoinAfterClientKilled(t *testing.T) {
 	}
 	defer watch.Close()
 	var rounds atomic.Int32
+	var subscribed atomic.Bool
 	roundSeen := make(chan struct{}, 64)
 	unsub, err := watch.SubscribeRaw(transport.AnnounceSubject, func(_ string, data []byte) {
 		var a sim.Announcement
-		if json.Unmarshal(data, &a) != nil || rounds.Load() != 0 {
+		if json.Unmarshal(data, &a) != nil || subscribed.Swap(true) {
 			return
 		}
-		rounds.Store(-1) // subscribed once
 		_, err := watch.SubscribeRaw(transport.SubjectsFor(a.Run).Round, func(string, []byte) {
 			rounds.Add(1)
 			select {
