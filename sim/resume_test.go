@@ -142,6 +142,79 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 	}
 }
 
+// resumeExtra are runs without a recorded golden build that resume like
+// the golden groups: the methods added after the groups were recorded
+// (their records are not a contract yet, so they are only compared with
+// their own uninterrupted run).
+var resumeExtra = []struct {
+	name, scenario string
+	sets           []string
+}{
+	{"merging", "quickstart", []string{"methods=[opcm,{name: opcm, scaling: fixed, lambda: 1},fisher-avg,sculpt]", "train.rounds_per_task=3"}},
+}
+
+// TestResumeExtraMatchesUninterruptedRun is TestResumeMatchesUninterruptedRun
+// for resumeExtra.
+func TestResumeExtraMatchesUninterruptedRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("about half a minute of training")
+	}
+	env := NewEnv()
+	for _, g := range resumeExtra {
+		sc, err := scenarios.Load(g.scenario, g.sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range sc.Runs() {
+			name := filepath.Base(DefaultOut(sc, r))
+			t.Run(g.name+"/"+name, func(t *testing.T) {
+				checkResume(t, env, sc, r)
+			})
+		}
+	}
+}
+
+// checkResume runs r of sc with a checkpoint after every round and resumes
+// it from checkpoints in the middle of a task, at a task's start and near
+// the end, as TestResumeMatchesUninterruptedRun does: each resumed run
+// must write the same record files as the uninterrupted one.
+func checkResume(t *testing.T, env *Env, sc *scenarios.Scenario, r scenarios.Run) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "full")
+	var cks []*Checkpoint
+	opts := Options{Out: out, Checkpoint: true, CheckpointEveryRound: true, saved: func(dir string) {
+		c, err := ReadCheckpoint(dir)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		cks = append(cks, c)
+	}}
+	if _, err := env.Run(context.Background(), sc, r, opts); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, CheckpointFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the finished run left its checkpoint: %v", err)
+	}
+	want := readRecordFiles(t, out)
+	picks := pickCheckpoints(cks)
+	if len(picks) < 2 {
+		t.Fatalf("%d checkpoints gave %d to resume from, want a task's middle and start", len(cks), len(picks))
+	}
+	for _, i := range picks {
+		c := cks[i]
+		rsc, rrun, err := c.ScenarioAndRun(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("resumed-%d", i))
+		if _, err := env.Run(context.Background(), rsc, rrun, Options{Out: dir, Checkpoint: true, Resume: c}); err != nil {
+			t.Fatalf("resume before round %d of task %d: %v", c.Server.Round, c.Server.Task, err)
+		}
+		compareFiles(t, fmt.Sprintf("resumed before round %d of task %d", c.Server.Round, c.Server.Task), want, readRecordFiles(t, dir))
+	}
+}
+
 func compareFiles(t *testing.T, what string, want, got map[string][]byte) {
 	t.Helper()
 	for _, f := range recordFiles {
