@@ -109,6 +109,10 @@ type HostConfig struct {
 	RunID string
 	// Logf receives one line per rejected message; nil discards them.
 	Logf func(format string, args ...any)
+	// SecAgg, when non-nil, makes the host's clients take part in secure
+	// aggregation (see secure.go): they never send a delta in the clear,
+	// and refuse a round that does not aggregate securely.
+	SecAgg *protocol.SecAgg
 }
 
 // Validate reports an unusable host configuration.
@@ -127,6 +131,11 @@ func (c HostConfig) Validate() error {
 	}
 	if c.Auth != nil && c.RunID == "" {
 		return fmt.Errorf("%w: authentication without a run id", ErrConfig)
+	}
+	if c.SecAgg != nil {
+		if err := c.SecAgg.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
 	}
 	if d := c.DP; d != nil {
 		if !(d.Clip > 0) {
@@ -154,6 +163,7 @@ type Host struct {
 	pool   sync.Pool // *worker
 	done   chan error
 	stop   atomic.Bool // set when Start's context ends: training stops (Trainer.StopOn)
+	sec    *hostSecure // the secure round in progress (HostConfig.SecAgg), serve's goroutine
 }
 
 // NewHost returns a host that trains model's clients on shards and talks
@@ -178,6 +188,7 @@ type worker struct {
 	work  Work
 	msg   transport.Message
 	frame transport.Frame // msg encoded, with the delta written in place
+	sa    []float64       // a secure round's input before encoding
 }
 
 func (h *Host) newWorker() *worker {
@@ -240,6 +251,7 @@ func (h *Host) Start(ctx context.Context) error {
 func (h *Host) Wait() error { return <-h.done }
 
 func (h *Host) serve(ctx context.Context, inbox <-chan arrival) error {
+	defer h.endSecure()
 	var last struct {
 		ok    bool
 		round int32
@@ -255,6 +267,12 @@ func (h *Host) serve(ctx context.Context, inbox <-chan arrival) error {
 			case transport.KindStop:
 				return nil
 			case transport.KindRound:
+				if isSecureStep(m) {
+					if err := h.secureStep(m); err != nil {
+						return err
+					}
+					continue
+				}
 				again := last.ok && m.Round == last.round
 				if again && a.at.Before(last.done) {
 					h.logf("client: round %d sent again while this host trained it: ignored", m.Round)
@@ -285,6 +303,16 @@ func (h *Host) round(ctx context.Context, m *transport.Message, again bool) erro
 	if global == nil || len(global.Data) != h.model.NumParams() {
 		h.logf("client: round %d has no %q tensor of %d values; skipped", m.Round, protocol.TensorParams, h.model.NumParams())
 		return nil
+	}
+	switch secure := m.Flags&protocol.FlagSecAgg != 0; {
+	case secure && !(again && h.sec != nil && h.sec.round == m.Round):
+		if err := h.startSecure(m); err != nil {
+			return err
+		}
+	case !secure && h.cfg.SecAgg != nil:
+		return fmt.Errorf("client: round %d does not aggregate securely: this host's clients do not send their updates in the clear", m.Round)
+	case !secure:
+		h.endSecure()
 	}
 	if b := h.cfg.Behaviour; b != nil && !again {
 		if err := b.Round(m); err != nil {
@@ -375,7 +403,7 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 	// up are what the method really sends. It is written straight into the
 	// worker's encoded update when the last one had the same layout.
 	delta := wk.frame.Values(0)
-	if len(delta) != cfg.Train.Size() {
+	if len(delta) != cfg.Train.Size() || h.sec != nil {
 		delta = wk.delta[:cfg.Train.Size()]
 	}
 	k := 0
@@ -409,6 +437,12 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		}
 	}
 	u.Scalars[2].Value = time.Since(start).Seconds() // training and the method's work (Fisher, GPSE)
+	if h.sec != nil {
+		if err := h.secureUpdate(wk, u, delta, c, n); err != nil {
+			return fmt.Errorf("client %d: round %d: %w", c, round, err)
+		}
+		return nil
+	}
 	if h.cfg.Auth != nil {
 		if err := protocol.Sign(u, h.cfg.RunID, h.cfg.Auth.ClientKey(c)); err != nil {
 			return fmt.Errorf("client %d: sign update of round %d: %w", c, round, err)

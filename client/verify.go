@@ -58,6 +58,9 @@ func (h *Host) admit(m *transport.Message, err error) bool {
 	if m.Kind == transport.KindStop {
 		return true
 	}
+	if isSecureStep(m) {
+		return h.admitSecure(m)
+	}
 	k.mu.Lock()
 	stale := m.Round < 0 || (k.seen && m.Round < k.last)
 	last := k.last

@@ -11,8 +11,9 @@ import (
 func init() {
 	Register(Def[PenaltyOptions]{
 		Spec: Spec{
-			Name:    "ewc",
-			Summary: "FL+EWC: local loss + (lambda/2) sum_t sum_i F_t,i (w_i - w*_t,i)^2, Fisher averaged over clients, w*_t the global model after task t",
+			Name:     "ewc",
+			Summary:  "FL+EWC: local loss + (lambda/2) sum_t sum_i F_t,i (w_i - w*_t,i)^2, Fisher averaged over clients, w*_t the global model after task t",
+			NoSecAgg: "its server adds each client's diagonal Fisher, weighted by its samples, at a task's end (not summed securely yet)",
 		},
 		Defaults: defaultPenalty(),
 		Validate: PenaltyOptions.Validate,

@@ -11,8 +11,9 @@ import (
 func init() {
 	Register(Def[PenaltyOptions]{
 		Spec: Spec{
-			Name:    "fedcurv",
-			Summary: "FedCurv: EWC-style penalty built from the other clients' Fisher terms, anchored at their local models",
+			Name:     "fedcurv",
+			Summary:  "FedCurv: EWC-style penalty built from the other clients' Fisher terms, anchored at their local models",
+			NoSecAgg: "its server anchors each client's Fisher at that client's own local model (the individual deltas)",
 		},
 		Defaults: defaultPenalty(),
 		Validate: PenaltyOptions.Validate,

@@ -7,9 +7,10 @@ import "github.com/fotsim/fotsim/server"
 func init() {
 	Register(Def[NoOptions]{
 		Spec: Spec{
-			Name:    "fedex-lora",
-			Summary: "FedEx-LoRA: clients train A and B; the server averages A and B and merges the residual s (sum_k p_k B_k A_k - B_avg A_avg) into W0",
-			LoRA:    "ab",
+			Name:     "fedex-lora",
+			Summary:  "FedEx-LoRA: clients train A and B; the server averages A and B and merges the residual s (sum_k p_k B_k A_k - B_avg A_avg) into W0",
+			LoRA:     "ab",
+			NoSecAgg: "its server merges the residual of each client's own product B_k A_k (the individual updates)",
 		},
 		NewServer: newLoRARule[NoOptions]("fedex-lora", fedexAfter),
 	})

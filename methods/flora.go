@@ -10,9 +10,10 @@ import (
 func init() {
 	Register(Def[NoOptions]{
 		Spec: Spec{
-			Name:    "flora",
-			Summary: "FLoRA: clients train A and B; the server merges sum_k p_k s B_k A_k into W0 and re-initialises A (random) and B = 0",
-			LoRA:    "ab",
+			Name:     "flora",
+			Summary:  "FLoRA: clients train A and B; the server merges sum_k p_k s B_k A_k into W0 and re-initialises A (random) and B = 0",
+			LoRA:     "ab",
+			NoSecAgg: "its server merges each client's own product B_k A_k (the individual updates)",
 		},
 		NewServer: newLoRARule[NoOptions]("flora", floraAfter),
 	})

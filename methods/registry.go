@@ -56,6 +56,11 @@ type Spec struct {
 	NoDP string
 	// SharedHead, when set, says why the method needs model.heads: shared.
 	SharedHead string
+	// NoSecAgg, when set, says why the method cannot run with secure
+	// aggregation (scenario secagg:): its server reads individual updates
+	// (Rule.EndTask's messages beyond their clear part, Applied.Ups), not
+	// only their sum.
+	NoSecAgg string
 }
 
 // Option documents one option, as derived from the options struct: the

@@ -82,6 +82,7 @@ func sampleRecord() *Record {
 			{Round: 0, Task: 0, Available: 4, Selected: 3, Dropped: 1, Aggregated: 2},
 			{Round: 1, Task: 0, Available: 2, Selected: 2, Late: 1, Skipped: true},
 		},
+		SecAggBytesUp: 4242, SecAggBytesDown: 2121, SecAggRecovered: 1,
 	}
 	r.FillMetrics()
 	return r

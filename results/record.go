@@ -77,6 +77,12 @@ type Record struct {
 
 	System       *SystemTotals `json:"system,omitempty"`        // RoundsDetail summed over the run
 	RoundsDetail []RoundDetail `json:"rounds_detail,omitempty"` // one entry per round run
+
+	// Secure aggregation (absent without a scenario secagg: block).
+
+	SecAggBytesUp   int64 `json:"secagg_bytes_up,omitempty"`   // the secure aggregation messages' share of BytesUp (their EncodedLen)
+	SecAggBytesDown int64 `json:"secagg_bytes_down,omitempty"` // the secure aggregation messages' share of BytesDown
+	SecAggRecovered int   `json:"secagg_recovered,omitempty"`  // clients that shared their keys, then dropped out, and whose masks the survivors' shares removed
 }
 
 // RoundDetail is what the system heterogeneity did to one round: clients
@@ -247,6 +253,10 @@ type recordJSON struct {
 
 	System       *SystemTotals `json:"system,omitempty"`
 	RoundsDetail []RoundDetail `json:"rounds_detail,omitempty"`
+
+	SecAggBytesUp   int64 `json:"secagg_bytes_up,omitempty"`
+	SecAggBytesDown int64 `json:"secagg_bytes_down,omitempty"`
+	SecAggRecovered int   `json:"secagg_recovered,omitempty"`
 }
 
 // MarshalJSON writes the record in its fixed field order, with NaN as null,
@@ -266,6 +276,7 @@ func (r Record) MarshalJSON() ([]byte, error) {
 		RejectedByReason: r.RejectedByReason, RejectedBroadcasts: r.RejectedBroadcasts,
 		RejectedBroadcastsByReason: r.RejectedBroadcastsByReason,
 		System:                     r.System, RoundsDetail: r.RoundsDetail,
+		SecAggBytesUp: r.SecAggBytesUp, SecAggBytesDown: r.SecAggBytesDown, SecAggRecovered: r.SecAggRecovered,
 	}
 	if w.Schema == "" {
 		w.Schema = Schema
@@ -301,6 +312,7 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 		RejectedByReason: w.RejectedByReason, RejectedBroadcasts: w.RejectedBroadcasts,
 		RejectedBroadcastsByReason: w.RejectedBroadcastsByReason,
 		System:                     w.System, RoundsDetail: w.RoundsDetail,
+		SecAggBytesUp: w.SecAggBytesUp, SecAggBytesDown: w.SecAggBytesDown, SecAggRecovered: w.SecAggRecovered,
 	}
 	if len(r.AccMatrix) == 0 {
 		r.AccMatrix = nil

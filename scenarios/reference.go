@@ -109,6 +109,10 @@ var reference = []KeyDoc{
 	{Path: "system.speed.max", Kind: KindFloat, Default: "2 (when system is given)", Doc: "uniform: largest speed (>= min)"},
 	{Path: "system.deadline", Kind: KindFloat, Default: "0 (when system is given)", Doc: "virtual time budget of a round in epochs at speed 1: a client's round takes (epochs of its local data it processes: local_epochs, or local_steps x batch_size / its samples) / speed; clients over it are late and not asked to train; 0 = none"},
 	{Path: "system.quorum", Kind: KindInt, Default: "1 (when system is given)", Doc: "fewest updates a round aggregates (<= clients_per_round); a round with fewer is skipped: the model is unchanged, the round counts"},
+
+	{Path: "secagg", Kind: "mapping", Doc: "secure aggregation (package secagg: pairwise masks, Shamir-shared seeds): the server sees only the sum of the clients' weighted deltas and, on FOT's sketch rounds, of their GPSE sketches; absent = aggregation in the clear. Methods whose server reads individual updates refuse it"},
+	{Path: "secagg.ring", Kind: KindString, Default: "default (when secagg is given)", Allowed: rings, Doc: "fixed-point ring: default = Z_2^64, 32 fractional bits, 8 bytes a value, error <= k 2^-33 per value; compact = Z_2^32, 16 fractional bits, clip +-256, at most 127 clients, 4 bytes a value"},
+	{Path: "secagg.threshold", Kind: KindInt, Default: "0 (when secagg is given)", Doc: "Shamir threshold t: a round survives k - t dropouts of its k clients; 0 = max(2, k/2+1); system.dropout must leave t clients on average"},
 }
 
 // Reference returns the documentation of every scenario key in schema order: its path

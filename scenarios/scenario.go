@@ -38,6 +38,9 @@ type Scenario struct {
 	// System is the system heterogeneity (see System); nil (the key absent) means
 	// none. Default: absent.
 	System *System `yaml:"system,omitempty"`
+	// SecAgg turns on secure aggregation (see SecAgg); nil (the key absent)
+	// aggregates in the clear. Default: absent.
+	SecAgg *SecAgg `yaml:"secagg,omitempty"`
 
 	// Source is where the scenario came from: a file path or "builtin:NAME". It is not
 	// part of the YAML.

@@ -95,6 +95,7 @@ func (s *Scenario) check() []issue {
 		c.add("fot."+p.Key, p.Msg)
 	}
 	s.checkSystem(c)
+	s.checkSecAgg(c)
 	return c.issues
 }
 

@@ -100,6 +100,11 @@ type Config struct {
 	// Resume, when non-nil, is a State a Checkpoint saved: Run loads it
 	// (the params it is given are overwritten) and runs the rounds after it.
 	Resume *State
+	// SecAgg, when non-nil, aggregates every round securely (package
+	// secagg, see secure.go): the server only ever holds the sum of the
+	// clients' weighted deltas (and of their GPSE sketches), never one
+	// client's. The clients' hosts must be configured alike.
+	SecAgg *protocol.SecAgg
 }
 
 // RoundReport is the progress of one finished round.
@@ -176,6 +181,14 @@ func (c Config) Validate() error {
 	if c.Auth != nil && c.RunID == "" {
 		return fmt.Errorf("%w: authentication without a run id", ErrConfig)
 	}
+	if c.SecAgg != nil {
+		if err := c.SecAgg.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrConfig, err)
+		}
+		if c.ClientsPerRound < 2 {
+			return fmt.Errorf("%w: secure aggregation of %d client per round (want at least 2)", ErrConfig, c.ClientsPerRound)
+		}
+	}
 	if c.System != nil {
 		return c.System.validate(c.ClientsPerRound)
 	}
@@ -201,6 +214,9 @@ type Rule interface {
 	AfterApply(r *Applied) error
 	// EndTask runs after the last round of task was applied, with that
 	// round's accepted updates and the global model before and after it.
+	// Under secure aggregation (Config.SecAgg) the updates are the clear
+	// parts of the survivors' (N, scalars), and the first carries the
+	// sums of the GPSE sketches, the others empty ones.
 	EndTask(got []*transport.Message, before, after []float32, task int, detail *results.TaskDetail) error
 }
 
@@ -209,7 +225,7 @@ type Applied struct {
 	Round  int                 // global round index
 	Params []float32           // the global model, updated in place
 	Before []float32           // the global model the round started from
-	Ups    []aggregator.Update // the accepted updates (compact deltas), in client-id order
+	Ups    []aggregator.Update // the accepted updates (compact deltas), in client-id order; nil under secure aggregation
 	Agg    []float32           // the scattered mean delta, before the server learning rate
 }
 
@@ -234,6 +250,8 @@ type Server struct {
 	partUps []aggregator.Update // s.ups cut into ranges by mean
 	rec     results.Record
 	msg     transport.Message
+
+	lastSecure secureSum // the last secure aggregate (tests)
 }
 
 // collection is the state of the round being collected, guarded by mu.
@@ -249,6 +267,7 @@ type collection struct {
 	late     int
 	task     int32          // the round's task
 	reasons  map[string]int // rejected, by reason (Reject...)
+	sa       *secure        // the secure aggregation of the round (Config.SecAgg)
 }
 
 // New returns a server for model, evaluating with eval, over tr.
@@ -430,10 +449,10 @@ func (s *Server) stop() {
 // apply, and (on a task's last round under FOT) grow the bases. It returns
 // the summed client training loss and the number of updates behind it.
 func (s *Server) round(ctx context.Context, params []float32, task, round int, last bool, mode roundMode, detail *results.TaskDetail) (float64, int, error) {
-	var sel []int32
+	var sel, drop []int32
 	var sys *results.RoundDetail
 	if y := s.cfg.System; y != nil && mode != modeNoTrain {
-		report, d := y.Plan(s.cfg.Seed, task, round, s.cfg.Clients, s.cfg.ClientsPerRound)
+		report, dropped, d := y.plan(s.cfg.Seed, task, round, s.cfg.Clients, s.cfg.ClientsPerRound)
 		s.rec.RoundsDetail = append(s.rec.RoundsDetail, d)
 		sys = &s.rec.RoundsDetail[len(s.rec.RoundsDetail)-1]
 		if len(report) < y.quorum() {
@@ -443,6 +462,10 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 			return 0, 0, nil
 		}
 		sel = report
+		if s.cfg.SecAgg != nil {
+			// The clients that fail do so after sharing their keys.
+			sel, drop = secureSelect(report, dropped), dropped
+		}
 	} else {
 		sel = Sample(s.cfg.Seed, round, s.cfg.Clients, s.cfg.ClientsPerRound)
 	}
@@ -455,6 +478,9 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		flags |= protocol.FlagBase
 	case modeNoTrain:
 		flags |= protocol.FlagBase | protocol.FlagNoTrain
+	}
+	if s.cfg.SecAgg != nil {
+		return s.secureRound(ctx, params, task, round, last, mode, detail, sel, drop, flags, sys)
 	}
 	s.open(int32(round), int32(task), sel, flags)
 
@@ -694,6 +720,10 @@ func (s *Server) resend(heard int) (int, error) {
 func (s *Server) receive(m *transport.Message, err error) {
 	if err != nil {
 		s.reject(RejectDecode, "server: rejected update: %v", err)
+		return
+	}
+	if s.cfg.SecAgg != nil {
+		s.receiveSecure(m)
 		return
 	}
 	body := m.BodyLen() // what the update cost on the wire, before any decoding

@@ -83,6 +83,12 @@ func (y *System) validate(perRound int) error {
 // drops out, misses the virtual deadline, or will report (in client-id
 // order). The detail's Aggregated and Skipped are left to the round.
 func (y *System) Plan(seed uint64, task, round, clients, perRound int) (report []int32, d results.RoundDetail) {
+	report, _, d = y.plan(seed, task, round, clients, perRound)
+	return report, d
+}
+
+// plan is Plan that also returns the selected clients that drop out.
+func (y *System) plan(seed uint64, task, round, clients, perRound int) (report, dropped []int32, d results.RoundDetail) {
 	d = results.RoundDetail{Round: round, Task: task}
 	avail := make([]int32, 0, clients)
 	for c := range clients {
@@ -97,6 +103,7 @@ func (y *System) Plan(seed uint64, task, round, clients, perRound int) (report [
 		c := avail[i]
 		if y.Dropout > 0 && rng.New(seed, "dropout", round, int(c)).Float64() < y.Dropout {
 			d.Dropped++
+			dropped = append(dropped, c)
 			continue
 		}
 		if y.Deadline > 0 {
@@ -111,7 +118,7 @@ func (y *System) Plan(seed uint64, task, round, clients, perRound int) (report [
 		}
 		report = append(report, c)
 	}
-	return report, d
+	return report, dropped, d
 }
 
 // quorum returns the fewest updates a round aggregates.

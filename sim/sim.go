@@ -18,6 +18,7 @@ import (
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/methods"
 	"github.com/fotsim/fotsim/nn"
+	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/rng"
 	"github.com/fotsim/fotsim/scenarios"
@@ -434,7 +435,17 @@ func (x *Experiment) hostConfig(subjects transport.Subjects, first, last, worker
 		Workers: workers, Train: x.trainConfig(), Logf: logf,
 		Behaviour: behaviour, LoRA: x.Spec.LoRA,
 		PretrainLR: ft.pretrainLR, DP: ft.clientDP,
+		SecAgg: x.secAgg(),
 	}, nil
+}
+
+// secAgg is the run's secure aggregation (scenario secagg:), nil without;
+// the centralised references, with one learner, ignore it.
+func (x *Experiment) secAgg() *protocol.SecAgg {
+	if x.Spec.Central {
+		return nil
+	}
+	return x.Scenario.SecAgg.Protocol()
 }
 
 // serverConfig is the server side of the run (subjects): the round loop's
@@ -464,6 +475,7 @@ func (x *Experiment) serverConfig(subjects transport.Subjects, opts Options, log
 		Rule: rule, LoRA: x.Spec.LoRA, Logf: logf,
 		Pretrain: ft.pretrain, DP: ft.dp,
 		OnTask: func(r server.TaskReport) { progress(opts.Progress, run, r) },
+		SecAgg: x.secAgg(),
 	}
 	if opts.OnRound != nil {
 		scfg.OnRound = func(r server.RoundReport) { opts.OnRound(run, r) }
