@@ -665,3 +665,15 @@ func (s *Server) checkLayout(m *transport.Message) ([]int, error) {
 	}
 	return out, nil
 }
+
+// SecureMeanError bounds, per coordinate, the difference between the mean
+// a secure round applies (S'/W' in float64, before its float32 rounding)
+// and the exact weighted mean m of the survivors' deltas: with E =
+// p.ErrorBound(n), the fixed-point error of a sum of n inputs (in the
+// weighted deltas' sum S' and in the weights' sum W', which the server
+// decodes as w), it is E (1 + |m|) / (w - 2E), plus 2^-52 |m| for the
+// division. The plain mean differs from m by float64 rounding only.
+func SecureMeanError(p secagg.Params, n int, w, m float64) float64 {
+	e := p.ErrorBound(n)
+	return e*(1+math.Abs(m))/(w-2*e) + math.Ldexp(math.Abs(m), -52)
+}
