@@ -101,6 +101,13 @@ type BenchResult struct {
 	// other trains, so it is an estimate of NATS's share of the round, not
 	// a part of messaging_seconds.
 	RoundNATSSeconds float64 `json:"round_nats_seconds"`
+
+	// CPU identifies the processor (vendor, model, cache sizes), and
+	// GemmTuning is the simd backend's blocking on it, with where it came
+	// from (the per-machine cache or a measurement at start-up). Set for
+	// every backend; only simd uses the tuning.
+	CPU        gemm.CPU    `json:"cpu"`
+	GemmTuning gemm.Tuning `json:"gemm_tuning"`
 }
 
 // PaperMLP is the FOT paper's Permuted-MNIST network.
@@ -120,7 +127,8 @@ var SmallCNN = nn.Spec{Arch: "cnn", In: nn.Shape{C: 1, H: 28, W: 28},
 func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	cfg.fill()
 	be := nn.ActiveBackend()
-	res := &BenchResult{Backend: be.Name(), Cores: runtime.NumCPU(), Workers: cfg.Workers, SgemmN: cfg.SgemmN}
+	res := &BenchResult{Backend: be.Name(), Cores: runtime.NumCPU(), Workers: cfg.Workers, SgemmN: cfg.SgemmN,
+		CPU: gemm.CPUInfo(), GemmTuning: gemm.SIMDTuning()}
 	res.SgemmGFLOPS = gemm.Measure(be, cfg.SgemmN, cfg.Duration)
 
 	var err error

@@ -21,6 +21,12 @@ step), NATS throughput, and the time split of a FedAvg round and a FOT round
 with 64 of 125 clients on generated data of MNIST's shape. Prints a table,
 or with --json the same numbers as JSON.
 
+The simd backend's cache blocking is tuned once per machine (CPU model and
+caches) at its first use and cached in the user's cache directory
+(~/.cache/fotsim/gemm-*.json on Linux); --retune measures it again. The
+blocking changes no result. FOTSIM_GEMM_TUNE=off uses the built-in
+blocking, FOTSIM_GEMM_TUNE=retune retunes in every command.
+
 Flags:
 `
 
@@ -32,6 +38,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	rounds := fs.Int("rounds", 6, "rounds per task of the round benchmark (a task's first round is left out of the averages)")
 	workers := fs.Int("workers", 0, "training goroutines (0 = one per core)")
 	kernels := fs.Bool("kernels", false, "measure the kernels only, not the rounds")
+	retune := fs.Bool("retune", false, "tune the simd backend's blocking for this machine again (and update its cache) before measuring")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -40,6 +47,9 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if err := selectBackend(*backend); err != nil {
 		return err
+	}
+	if *retune {
+		gemm.Retune()
 	}
 	res, err := sim.Bench(ctx, sim.BenchConfig{Duration: *dur, Rounds: *rounds, Workers: *workers, SkipRounds: *kernels})
 	if err != nil {
@@ -55,6 +65,8 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pct := func(f float64) string { return fmt.Sprintf("%.0f%%", 100*f) }
 	rows := [][]string{
 		{"backend", fmt.Sprintf("%s (%d cores, %d workers)", res.Backend, res.Cores, res.Workers)},
+		{"CPU", res.CPU.String()},
+		{"simd blocking", tuningString(res.GemmTuning)},
 		{fmt.Sprintf("sgemm %d^3, one thread", res.SgemmN), fmt.Sprintf("%.1f GFLOP/s", res.SgemmGFLOPS)},
 		{"paper MLP train step, batch 64", fmt.Sprintf("%.0f samples/s, %.1f GFLOP/s, %s of sgemm, %.1f allocs/step",
 			res.MLPTrainSamplesPerS, res.MLPTrainGFLOPS, pct(res.MLPTrainFraction), res.AllocsPerStep)},
@@ -80,4 +92,23 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return t.Render()
+}
+
+// tuningString describes the simd backend's tuning in one line.
+func tuningString(t gemm.Tuning) string {
+	s := fmt.Sprintf("%s for %s", t.Blocking, t.Level)
+	switch t.Source {
+	case "cache":
+		s += ", tuned " + t.TunedAt.Format("2006-01-02") + ", cached in " + t.CachePath
+	case "tuned":
+		s += fmt.Sprintf(", tuned now (%d candidates)", len(t.Trials))
+		if t.CacheError != "" {
+			s += ", not cached: " + t.CacheError
+		} else {
+			s += ", cached in " + t.CachePath
+		}
+	default:
+		s += ", built-in (" + gemm.TuneEnv + "=off, or nothing to tune)"
+	}
+	return s
 }

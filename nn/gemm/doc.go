@@ -36,6 +36,23 @@
 // CPU supports (golang.org/x/sys/cpu). Packing buffers come from a
 // sync.Pool: a call allocates nothing in steady state.
 //
+// # Tuning per machine
+//
+// The simd backend's cache blocking (rows of A and columns of B per block,
+// and whether to pack operands that the kernels could read in place) is
+// tuned for the CPU at the backend's first use: a short measurement (about
+// half a second) of a few candidates on the products of a training step,
+// cached per CPU model and cache sizes in the user's cache directory
+// (os.UserCacheDir()/fotsim/gemm-<hash>.json) and read from there
+// afterwards. When the directory cannot be written, each process tunes
+// again. FOTSIM_GEMM_TUNE=off uses DefaultBlocking (measured on Zen 4),
+// FOTSIM_GEMM_TUNE=retune measures again; Retune does it from code (fotsim
+// bench --retune). No tuned parameter changes a result: the k blocking,
+// which decides how partial sums are added, the kernel level and the
+// choice of the dot-product kernels are fixed (see Blocking), and a test
+// checks that every candidate gives bit-identical products. CPUInfo
+// reports the CPU (vendor, model, cache sizes) tuned for.
+//
 // The assembly lives in internal/kern (Go forbids .s files in a package
 // that uses cgo, as the openblas backend does); its kernels are generated
 // by internal/kern/asmgen.go. The build tag purego drops it, leaving the

@@ -13,12 +13,16 @@ import (
 var ErrLevel = errors.New("gemm: unsupported simd level")
 
 // Blocking. A packed A panel of kcMax columns and MR rows stays in L1 while
-// the kernel sweeps the packed B block (at most l2Floats floats, kept in L2);
-// the packed A block holds at most mcMax rows.
+// the kernel sweeps the packed B block (at most Blocking.NCFloats floats,
+// kept in L2); the packed A block holds at most Blocking.MC rows. kcMax is
+// fixed: it decides how the partial sums of a product are added (one sum
+// per k block, added into C), so changing it would change results. The
+// other parameters change only the order in which tiles are computed and
+// where operands are read from, never a value (tune.go).
 const (
 	kcMax    = 512
-	mcMax    = 1024
-	l2Floats = 160 << 10
+	mcMax    = 1024      // DefaultBlocking's MC
+	l2Floats = 160 << 10 // DefaultBlocking's NCFloats
 )
 
 // level is one implementation of the packed micro-kernel scheme: its tile
@@ -71,6 +75,21 @@ type SIMD struct {
 	// own, when set (Private), holds this instance's packing buffers
 	// instead of the shared pool.
 	own *workspace
+	// bl, when set, is this instance's blocking; else tuned says whether
+	// it uses the machine's tuned blocking (Tuning) or DefaultBlocking.
+	bl    *Blocking
+	tuned bool
+}
+
+// blocking returns the blocking s computes with.
+func (s *SIMD) blocking() Blocking {
+	switch {
+	case s.bl != nil:
+		return *s.bl
+	case s.tuned:
+		return currentTuning().Blocking
+	}
+	return DefaultBlocking
 }
 
 // Private implements Privater: a copy of s that owns its packing buffers,
@@ -89,18 +108,30 @@ const (
 	forceDot // the dot-product kernels whenever the level has them
 )
 
-func init() { Register("simd", func() Backend { return &SIMD{lv: levels()[0]} }) }
+func init() { Register("simd", func() Backend { return newTunedSIMD(levels()[0]) }) }
+
+// newTunedSIMD returns the backend at level lv with the machine's tuned
+// blocking when lv is the level tuned for (the best one), else with
+// DefaultBlocking. Tuning (or reading the cached tuning) happens here, at
+// the first such call.
+func newTunedSIMD(lv *level) *SIMD {
+	s := &SIMD{lv: lv, tuned: lv == levels()[0]}
+	if s.tuned {
+		currentTuning()
+	}
+	return s
+}
 
 // NewSIMD returns the simd backend forced to one kernel level: "avx512",
 // "avx2" or "generic"; "" picks the best level this CPU supports.
 func NewSIMD(level string) (*SIMD, error) {
 	ls := levels()
 	if level == "" {
-		return &SIMD{lv: ls[0]}, nil
+		return newTunedSIMD(ls[0]), nil
 	}
 	for _, l := range ls {
 		if l.name == level {
-			return &SIMD{lv: l}, nil
+			return newTunedSIMD(l), nil
 		}
 	}
 	return nil, fmt.Errorf("%w %q (this CPU: %v)", ErrLevel, level, SIMDLevels())
@@ -141,6 +172,7 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	}
 	lv := s.lv
 	nr := lv.nv * lv.vw
+	bl := s.blocking()
 	if !transA && transB && lv.dot != nil && (s.pack == forceDot || s.pack == packAuto && dotWins(lv, m, n, k)) {
 		sgemmDot(lv, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -150,10 +182,10 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 	nkb := (k + kcMax - 1) / kcMax
 	kc := ceilTo((k+nkb-1)/nkb, 8)
 	// Row blocks of A.
-	nmb := (m + mcMax - 1) / mcMax
+	nmb := (m + bl.MC - 1) / bl.MC
 	mc := ceilTo((m+nmb-1)/nmb, lv.mr)
 	// Column blocks of B sized for L2.
-	ncMax := max(nr, l2Floats/kc/nr*nr)
+	ncMax := max(nr, bl.NCFloats/kc/nr*nr)
 	nnb := (n + ncMax - 1) / ncMax
 	nc := ceilTo((n+nnb-1)/nnb, nr)
 
@@ -169,6 +201,8 @@ func (s *SIMD) Sgemm(transA, transB bool, m, n, k int, alpha float32, a []float3
 		(n > nr && aliasedStride(lda))
 	packB := transB || !lv.unpackB || (m > lv.mr && aliasedStride(ldb)) ||
 		(lv.packBRows > 0 && m > lv.packBRows)
+	packA = packA || bl.PackA
+	packB = packB || bl.PackB
 	switch s.pack {
 	case packAlways:
 		packA, packB = true, true
