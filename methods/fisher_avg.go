@@ -21,9 +21,10 @@ import (
 func init() {
 	Register(Def[FisherAvgOptions]{
 		Spec: Spec{
-			Name:    "fisher-avg",
-			Summary: "Fisher-weighted averaging: every round the server merges the client models as sum_k p_k F_k theta_k / sum_k p_k F_k with their diagonal Fisher F_k (docs/ALGORITHMS.md 7)",
-			NoDP:    "its clients send the diagonal Fisher of their raw data every round, without noise, so DP-SGD's guarantee would not cover what they send",
+			Name:     "fisher-avg",
+			Summary:  "Fisher-weighted averaging: every round the server merges the client models as sum_k p_k F_k theta_k / sum_k p_k F_k with their diagonal Fisher F_k (docs/ALGORITHMS.md 7)",
+			NoDP:     "its clients send the diagonal Fisher of their raw data every round, without noise, so DP-SGD's guarantee would not cover what they send",
+			NoSecAgg: "its server weighs each client's delta by that client's own Fisher (Applied.Ups and the updates' Fisher), not only their sum",
 		},
 		Defaults: FisherAvgOptions{FisherSamples: 256, Epsilon: 1e-6},
 		Validate: FisherAvgOptions.Validate,
