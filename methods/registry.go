@@ -297,6 +297,7 @@ var Order = []string{
 	"fedprox", "ewc", "fedcurv", "flwf",
 	"central-seq", "central-joint", "central-gpm",
 	"fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora",
+	"opcm", "fisher-avg", "sculpt", "econtrol",
 }
 
 // Names returns the names of All, in order.

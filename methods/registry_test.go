@@ -135,7 +135,7 @@ func TestEveryMethodBuilds(t *testing.T) {
 	}
 	params := make([]float32, model.NumParams())
 	model.Init(params, rng.New(1, "init"))
-	env := Env{Model: model, Seed: 1, BatchSize: 4, Weighting: aggregator.Uniform, ServerLR: 1, FOT: DefaultFOT()}
+	env := Env{Model: model, Seed: 1, BatchSize: 4, Weighting: aggregator.Uniform, ServerLR: 1, FOT: DefaultFOT(), Clients: 4}
 	for _, m := range All() {
 		spec := m.Info()
 		t.Run(spec.Name, func(t *testing.T) {

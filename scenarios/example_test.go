@@ -45,7 +45,7 @@ train:
 	_, err := scenarios.Parse(src, "broken.yaml", []string{"partition.clients=2"})
 	fmt.Println(err)
 	// Output:
-	// broken.yaml:2:19: methods[1]: unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora); did you mean "fot"?
+	// broken.yaml:2:19: methods[1]: unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora, opcm, fisher-avg, sculpt, econtrol); did you mean "fot"?
 	// broken.yaml:4:10: data.tasks: must be at least 1, got 0
 	// broken.yaml:6:7: train.lr: want a number, got "fast"
 	// broken.yaml:7:3: train.rouds_per_task: unknown key; did you mean "train.rounds_per_task"?

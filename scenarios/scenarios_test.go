@@ -405,7 +405,7 @@ func TestSetErrors(t *testing.T) {
 		{"bad value yaml", "", "methods=[fedavg,", "methods", "malformed value"},
 		{"wrong type", "", "train.lr=fast", "train.lr", `want a number, got "fast"`},
 		{"semantic", "", "train.clients_per_round=12", "train.clients_per_round", "is larger than partition.clients (10)"},
-		{"unknown method", "", "methods=[fedavg,fott]", "methods[1]", `unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora); did you mean "fot"?`},
+		{"unknown method", "", "methods=[fedavg,fott]", "methods[1]", `unknown method "fott" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora, opcm, fisher-avg, sculpt, econtrol); did you mean "fot"?`},
 		{"option type", "methods: [fot]", "methods[0].epsilon=high", "methods[0].epsilon", `want a number, got "high"`},
 		{"nested option", "methods: [fot]", "methods[0].epsilon.x=1", "methods[0].epsilon.x", "method options take a single value"},
 	}
@@ -464,7 +464,7 @@ func TestMethodErrors(t *testing.T) {
 		wantLine, wantCol int
 		wantPath, wantMsg string
 	}{
-		{"unknown name", "methods: [fedavg, fedavgs]", 1, 19, "methods[1]", `unknown method "fedavgs" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora); did you mean "fedavg"?`},
+		{"unknown name", "methods: [fedavg, fedavgs]", 1, 19, "methods[1]", `unknown method "fedavgs" (known: fedavg, fot, fedprox, ewc, fedcurv, flwf, central-seq, central-joint, central-gpm, fedavg-lora, ffa-lora, fedsvd, flora, fedex-lora, opcm, fisher-avg, sculpt, econtrol); did you mean "fedavg"?`},
 		{"unknown name in mapping", "methods: [{name: fott, epsilon: 0.9}]", 1, 18, "methods[0].name", `unknown method "fott"`},
 		{"missing name", "methods: [{epsilon: 0.9}]", 1, 11, "methods[0]", `missing "name"`},
 		{"name not string", "methods: [{name: 3}]", 1, 18, "methods[0].name", "want a method name, got 3"},
@@ -755,7 +755,7 @@ func TestRegisteredMethodThroughScenario(t *testing.T) {
 	for _, mi := range Methods() {
 		names = append(names, mi.Name)
 	}
-	if want := []string{"fedavg", "fot", "fedprox", "ewc", "fedcurv", "flwf", "central-seq", "central-joint", "central-gpm", "fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora", "testprox"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"fedavg", "fot", "fedprox", "ewc", "fedcurv", "flwf", "central-seq", "central-joint", "central-gpm", "fedavg-lora", "ffa-lora", "fedsvd", "flora", "fedex-lora", "opcm", "fisher-avg", "sculpt", "econtrol", "testprox"}; !reflect.DeepEqual(names, want) {
 		t.Errorf("Methods() names = %v, want %v", names, want)
 	}
 	s := mustParse(t, "methods: [testprox, {name: testprox, mu: 0.1}]")

@@ -78,8 +78,16 @@ func (s *Server) checkSender(m *transport.Message) (reason string, err error) {
 	}
 	d := m.Tensor(protocol.TensorDelta)
 	if d == nil {
+		if _, ok := s.rule.(Decoder); ok {
+			return "", nil // an encoded delta: decodeUpdate checks it
+		}
 		return RejectShape, fmt.Errorf("no %q tensor", protocol.TensorDelta)
 	}
+	return s.checkNorm(d)
+}
+
+// checkNorm verifies that delta d is within train.max_update_norm.
+func (s *Server) checkNorm(d *transport.Tensor) (reason string, err error) {
 	bound := s.cfg.MaxUpdateNorm
 	if bound == 0 {
 		bound = DefaultMaxUpdateNorm

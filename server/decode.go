@@ -24,7 +24,13 @@ type Decoder interface {
 // protocol.TensorDelta tensor, when the Rule is a Decoder; s.mu is held.
 func (s *Server) decodeUpdate(m *transport.Message) (reason string, err error) {
 	d, ok := s.rule.(Decoder)
-	if !ok || s.col.flags&(protocol.FlagBase|protocol.FlagNoTrain) != 0 {
+	if !ok {
+		return "", nil
+	}
+	if s.col.flags&(protocol.FlagBase|protocol.FlagNoTrain) != 0 {
+		if m.Tensor(protocol.TensorDelta) == nil { // pretraining rounds send the plain delta
+			return RejectShape, fmt.Errorf("no %q tensor", protocol.TensorDelta)
+		}
 		return "", nil
 	}
 	if m.Tensor(protocol.TensorDelta) != nil {
@@ -39,5 +45,5 @@ func (s *Server) decodeUpdate(m *transport.Message) (reason string, err error) {
 		return RejectRule, fmt.Errorf("the decoded delta has %d values, want %d", len(delta), n)
 	}
 	m.Tensors = append(m.Tensors, transport.Tensor{Name: protocol.TensorDelta, Rows: 1, Cols: n, Data: delta})
-	return "", nil
+	return s.checkNorm(&m.Tensors[len(m.Tensors)-1])
 }

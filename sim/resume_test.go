@@ -151,6 +151,7 @@ var resumeExtra = []struct {
 	sets           []string
 }{
 	{"merging", "quickstart", []string{"methods=[opcm,{name: opcm, scaling: fixed, lambda: 1},fisher-avg,sculpt]", "train.rounds_per_task=3"}},
+	{"econtrol", "quickstart", []string{"methods=[econtrol,{name: econtrol, compressor: quant, bits: 3}]", "train.rounds_per_task=3"}},
 }
 
 // TestResumeExtraMatchesUninterruptedRun is TestResumeMatchesUninterruptedRun
