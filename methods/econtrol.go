@@ -22,8 +22,9 @@ import (
 func init() {
 	Register(Def[EControlOptions]{
 		Spec: Spec{
-			Name:    "econtrol",
-			Summary: "EControl: FedAvg with compressed uploads (top-k or quantised) and error control (error e_i and estimator h_i per client, feedback strength eta)",
+			Name:     "econtrol",
+			Summary:  "EControl: FedAvg with compressed uploads (top-k or quantised) and error control (error e_i and estimator h_i per client, feedback strength eta)",
+			NoSecAgg: "its clients send their deltas compressed in their own encoding, which the server decodes one by one (masks would have to be added to the compressed values)",
 		},
 		Defaults: EControlOptions{Compressor: "topk", Ratio: 0.1, Bits: 4, Eta: 0.5},
 		Validate: EControlOptions.Validate,
