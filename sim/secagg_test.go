@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/fotsim/fotsim/auth"
 	"github.com/fotsim/fotsim/protocol"
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/scenarios"
@@ -203,4 +204,32 @@ func TestSecAggPaperRoundBytes(t *testing.T) {
 			plain.TrainableParams, k, plain.BytesUp, plain.BytesDown, w, sec.BytesUp, sec.SecAggBytesUp, sec.BytesDown, sec.SecAggBytesDown,
 			float64(sec.BytesUp)/float64(plain.BytesUp), float64(sec.BytesDown)/float64(plain.BytesDown))
 	}
+}
+
+// Signed messages (every secagg step of the server and of each client is
+// signed and checked) give the same record: signatures are left out of
+// the byte counts.
+func TestSecAggSignedMatchesUnsigned(t *testing.T) {
+	sc, err := scenarios.Load("synthetic", append(slices.Clone(secaggSets), "secagg={}", "methods=[fot]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := auth.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := NewEnv()
+	var got [2]map[string][]byte
+	for i, k := range []*auth.Keys{nil, keys} {
+		out := filepath.Join(t.TempDir(), "run")
+		rec, err := env.Run(context.Background(), sc, sc.Runs()[0], Options{Out: out, Keys: k})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.RejectedUpdates != 0 || rec.RejectedBroadcasts != 0 {
+			t.Errorf("keys %v: rejected %v and broadcasts %v", k != nil, rec.RejectedByReason, rec.RejectedBroadcastsByReason)
+		}
+		got[i] = readRecordFiles(t, out)
+	}
+	compareFiles(t, "signed run", got[0], got[1])
 }
