@@ -233,3 +233,44 @@ func TestSecAggSignedMatchesUnsigned(t *testing.T) {
 	}
 	compareFiles(t, "signed run", got[0], got[1])
 }
+
+// The methods that need only sums run securely with LoRA, central and
+// federated pretraining (FOT's no-train sketch round after a central
+// pretraining task) and DP-SGD, and end close to their plain runs.
+func TestSecAggMethodsMatchPlainRuns(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a dozen runs")
+	}
+	groups := [][]string{
+		{"methods=[fedavg-lora,ffa-lora,fedsvd,{name: fedsvd, fot: true, period: 2},{name: fedavg-lora, dp_epsilon: 6}]",
+			"model.lora={rank: 4}", "pretrain={tasks: 1, mode: central}", "data.tasks=3"},
+		{"methods=[fot,fedprox,flwf,{name: fedavg, dp_epsilon: 6}]", "pretrain={tasks: 1, mode: federated}", "data.tasks=3", "train.weighting=samples"},
+		{"methods=[fot]", "pretrain={tasks: 1, mode: central}", "data.tasks=3"},
+	}
+	env := NewEnv()
+	for _, sets := range groups {
+		sets = append(slices.Clone(sets), "train.clients_per_round=3")
+		plain, err := scenarios.Load("synthetic", sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		secure, err := scenarios.Load("synthetic", append(slices.Clone(sets), "secagg={}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range plain.Runs() {
+			pr, err := env.Run(context.Background(), plain, r, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sr, err := env.Run(context.Background(), secure, secure.Runs()[i], Options{})
+			if err != nil {
+				t.Fatalf("%s securely: %v", r.Method.Label(), err)
+			}
+			t.Logf("%s: ACC %.2f securely, %.2f plainly; %d B up securely (%d secagg), %d plainly", r.Method.Label(), sr.ACC, pr.ACC, sr.BytesUp, sr.SecAggBytesUp, pr.BytesUp)
+			if math.Abs(sr.ACC-pr.ACC) > 3 || sr.SecAggBytesUp == 0 {
+				t.Errorf("%s: ACC %.2f securely, %.2f plainly (secagg bytes %d)", r.Method.Label(), sr.ACC, pr.ACC, sr.SecAggBytesUp)
+			}
+		}
+	}
+}
