@@ -25,6 +25,13 @@
 // list and model size; Host.Rejected counts what it refused by reason.
 // With Auth it signs each update with its client's key (package auth).
 //
+// With HostConfig.SecAgg (secure.go) a client never sends its delta: it
+// encodes its weighted delta, its weight and its GPSE sketches in the
+// fixed-point ring of package secagg, sends the clear part of its update
+// (N, loss, steps, ratios) with its keys, answers the server's key list,
+// share delivery and unmask request on its behalf, and sends the input
+// masked; a round that does not aggregate securely ends the host.
+//
 // Every random draw of a client (shuffling, dropout, GPSE sketches) comes
 // from a stream named by (seed, purpose, client, round), so a client's
 // update is the same whichever worker or host trains it.

@@ -21,6 +21,14 @@
 // counts what it rejects by reason (Reject...) in the record. With Auth it
 // signs every message it publishes.
 //
+// With Config.SecAgg every round aggregates securely (secure.go, package
+// secagg): the server relays keys and shares, adds up masked inputs and
+// removes the masks, so that it holds the sum of the clients' weighted
+// deltas and weights (and of their GPSE sketches) and never one client's;
+// clients that drop out after sharing their keys are recovered from the
+// survivors' shares. Rule.EndTask then sees the clear parts of the
+// updates, the first carrying the sketches' sums; Applied.Ups is nil.
+//
 //	s, err := server.New(cfg, model, eval, conn)
 //	rec, err := s.Run(ctx, params)
 package server
