@@ -200,9 +200,9 @@ func TestSecAggPaperRoundBytes(t *testing.T) {
 		if sec.SecAggBytesUp != up || sec.SecAggBytesDown != down {
 			t.Errorf("%d-byte ring: secagg bytes up %d, down %d; the message sizes give %d and %d", w, sec.SecAggBytesUp, sec.SecAggBytesDown, up, down)
 		}
-		t.Logf("paper-size round (%d params, %d clients): plain %d B up, %d B down; secure, %d-byte ring: %d B up (%d secagg), %d B down (%d secagg); up x%.3f, down x%.4f",
-			plain.TrainableParams, k, plain.BytesUp, plain.BytesDown, w, sec.BytesUp, sec.SecAggBytesUp, sec.BytesDown, sec.SecAggBytesDown,
-			float64(sec.BytesUp)/float64(plain.BytesUp), float64(sec.BytesDown)/float64(plain.BytesDown))
+		t.Logf("paper-size round (%d params, %d clients): plain %d B up, %d B down, %.2f s; secure, %d-byte ring: %d B up (%d secagg), %d B down (%d secagg), %.2f s; up x%.3f, down x%.4f",
+			plain.TrainableParams, k, plain.BytesUp, plain.BytesDown, plain.WallSeconds, w, sec.BytesUp, sec.SecAggBytesUp, sec.BytesDown, sec.SecAggBytesDown,
+			sec.WallSeconds, float64(sec.BytesUp)/float64(plain.BytesUp), float64(sec.BytesDown)/float64(plain.BytesDown))
 	}
 }
 
