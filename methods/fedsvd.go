@@ -40,11 +40,12 @@ func init() {
 				fot = &e.FOT
 			}
 			return loraRule(newLoRAState("fedsvd", e, fot, func(l *loraState, a *server.Applied) error {
-				j := l.rounds - 1 // this round's index among the LoRA rounds
+				projected := l.fot != nil && l.projectAdapters(a.Params) // every round, off the bases so far
+				j := l.rounds - 1                                        // this round's index among the LoRA rounds
 				if j < o.Warmup || (j+1-o.Warmup)%o.Period != 0 {
 					return nil
 				}
-				return l.refactor(a.Params)
+				return l.refactor(a.Params, !projected)
 			}))
 		},
 	})
@@ -54,5 +55,5 @@ func init() {
 type FedSVDOptions struct {
 	Period int  `yaml:"period" doc:"refactor every period rounds (>= 1)"`
 	Warmup int  `yaml:"warmup" doc:"LoRA rounds before the first refactor (>= 0)"`
-	FOT    bool `yaml:"fot" doc:"combine with FOT: project B A off the old tasks' input subspaces (fot: block, GPSE at task ends) before each refactor"`
+	FOT    bool `yaml:"fot" doc:"combine with FOT: project B A off the old tasks' input subspaces (fot: block, GPSE at task ends) after every round and before each refactor"`
 }

@@ -129,10 +129,34 @@ func (l *loraState) EndTask(got []*transport.Message, before, after []float32, t
 	return nil
 }
 
+// projectAdapters projects every adapter's product B A of params off its
+// layer's FOT basis, in place: A <- A - (A U) U^T (aggregator's
+// ProjectFactors), and adds the removed share to the task's projected
+// fraction. FedSVD with FOT runs it after every LoRA round, so the global
+// product stays off the old tasks' input subspaces in every round, not
+// only in refactor rounds. It reports whether any basis was non-empty.
+func (l *loraState) projectAdapters(params []float32) bool {
+	projected := false
+	for i, ad := range l.ads {
+		k := l.fotLayer[i]
+		if k < 0 || l.fot.bases[k].K() == 0 {
+			continue
+		}
+		b := params[ad.B.Offset : ad.B.Offset+ad.B.Rows*ad.B.Cols]
+		a := params[ad.A.Offset : ad.A.Offset+ad.A.Rows*ad.A.Cols]
+		l.fot.removed[k] += aggregator.ProjectFactors(b, a, ad.B.Rows, ad.A.Cols, ad.A.Rows, l.fot.bases[k])
+		projected = true
+	}
+	if projected {
+		l.fot.rounds++
+	}
+	return projected
+}
+
 // refactor runs FedSVD's refactor on every adapter of params, in place;
-// with FOT it projects each product off its layer's basis first and adds
-// the removed share to the task's projected fraction.
-func (l *loraState) refactor(params []float32) error {
+// with FOT it projects each product off its layer's basis first and, when
+// count is set, adds the removed share to the task's projected fraction.
+func (l *loraState) refactor(params []float32, count bool) error {
 	projected := false
 	for i, ad := range l.ads {
 		b := params[ad.B.Offset : ad.B.Offset+ad.B.Rows*ad.B.Cols]
@@ -144,8 +168,10 @@ func (l *loraState) refactor(params []float32) error {
 			if err != nil {
 				return fmt.Errorf("fedsvd refactor of %s: %w", ad.Name, err)
 			}
-			l.fot.removed[k] += removed
-			projected = true
+			if count {
+				l.fot.removed[k] += removed
+				projected = true
+			}
 			continue
 		}
 		if err := l.rf.Refactor(b, a, b, a, dout, din, r); err != nil {
