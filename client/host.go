@@ -164,6 +164,7 @@ type Host struct {
 	done   chan error
 	stop   atomic.Bool // set when Start's context ends: training stops (Trainer.StopOn)
 	sec    *hostSecure // the secure round in progress (HostConfig.SecAgg), serve's goroutine
+	base   baseCache   // a LoRA run's base (base.go), serve's goroutine
 }
 
 // NewHost returns a host that trains model's clients on shards and talks
@@ -271,6 +272,10 @@ func (h *Host) serve(ctx context.Context, inbox <-chan arrival) error {
 					if err := h.secureStep(m); err != nil {
 						return err
 					}
+					continue
+				}
+				if err := h.expand(m); err != nil { // not handled: a resend of it may be
+					h.reject(RejectParams, "client: rejected %v; skipped until the server sends the round whole", err)
 					continue
 				}
 				again := last.ok && m.Round == last.round

@@ -338,5 +338,5 @@ func (h *Host) admitSecure(m *transport.Message) bool {
 // isSecureStep reports whether a round-subject message is a secure
 // aggregation step (FlagSecAgg and no model).
 func isSecureStep(m *transport.Message) bool {
-	return m.Kind == transport.KindRound && m.Flags&protocol.FlagSecAgg != 0 && m.Tensor(protocol.TensorParams) == nil
+	return m.Kind == transport.KindRound && m.Flags&protocol.FlagSecAgg != 0 && m.Tensor(protocol.TensorParams) == nil && m.Tensor(protocol.TensorAdapters) == nil
 }

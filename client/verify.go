@@ -77,7 +77,10 @@ func (h *Host) admit(m *transport.Message, err error) bool {
 		h.reject(RejectClients, "client: rejected round %d: %s", m.Round, msg)
 		return false
 	}
-	if g := m.Tensor(protocol.TensorParams); g == nil || len(g.Data) != h.model.NumParams() {
+	g, ad := m.Tensor(protocol.TensorParams), m.Tensor(protocol.TensorAdapters)
+	switch {
+	case g == nil && ad != nil && h.cfg.LoRA != "": // the adapters alone: expand checks them against the base
+	case g == nil || len(g.Data) != h.model.NumParams():
 		h.reject(RejectParams, "client: rejected round %d: no %q tensor of %d values", m.Round, protocol.TensorParams, h.model.NumParams())
 		return false
 	}

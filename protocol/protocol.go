@@ -29,6 +29,16 @@ const (
 // Tensor and scalar names of rounds and updates.
 const (
 	TensorParams = "params" // round: the global model
+	// TensorAdapters is, in the round of a LoRA run whose base did not
+	// change since the last TensorParams, the LoRA factors alone (A and B
+	// of every adapter, in Trainable(model, "ab", 0) order) instead of
+	// TensorParams: the host puts them into the base it keeps.
+	TensorAdapters = "adapters"
+	// ScalarBaseVersion numbers, in LoRA rounds, the base (every parameter
+	// but the adapters) a round's model has: a host keeps the base of the
+	// last TensorParams with its version and uses it for a TensorAdapters
+	// round of the same version only.
+	ScalarBaseVersion = "base_version"
 	TensorDelta  = "delta"  // update: local minus global parameters (Trainable ones)
 	ScalarLoss   = "loss"   // update: mean training loss
 	ScalarSteps  = "steps"  // update: SGD steps taken

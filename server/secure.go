@@ -112,16 +112,21 @@ func (s *Server) secureRound(ctx context.Context, params []float32, task, round 
 	}()
 
 	m := &s.msg
+	model, version, lora := s.modelTensor(params, false)
 	*m = transport.Message{
 		Kind:    transport.KindRound,
 		Round:   int32(round),
 		Task:    int32(task),
 		Clients: sel,
 		Flags:   flags,
-		Tensors: append(m.Tensors[:0], transport.Tensor{Name: protocol.TensorParams, Rows: 1, Cols: len(params), Data: params}),
+		Tensors: append(m.Tensors[:0], model),
 	}
+	s.cur = params
 	if s.cfg.Weighting == aggregator.Samples {
 		m.Scalars = []transport.Scalar{{Name: protocol.ScalarSAWeightScale, Value: s.weightScale(task, sel)}}
+	}
+	if lora {
+		m.Scalars = append(m.Scalars, version)
 	}
 	if len(drop) > 0 {
 		ids := make([]float32, len(drop))

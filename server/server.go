@@ -242,6 +242,8 @@ type Server struct {
 
 	timing Timing
 	conn   faults // tr's connection, when it can be lost (transport.Conn)
+	base   baseTracker
+	cur    []float32 // the global model of the round being collected (resend)
 
 	mu      sync.Mutex
 	col     collection
@@ -485,13 +487,18 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	s.open(int32(round), int32(task), sel, flags)
 
 	m := &s.msg
+	model, version, lora := s.modelTensor(params, false)
 	*m = transport.Message{
 		Kind:    transport.KindRound,
 		Round:   int32(round),
 		Task:    int32(task),
 		Clients: sel,
-		Tensors: append(m.Tensors[:0], transport.Tensor{Name: protocol.TensorParams, Rows: 1, Cols: len(params), Data: params}),
+		Tensors: append(m.Tensors[:0], model),
 	}
+	if lora {
+		m.Scalars = append(m.Scalars[:0], version)
+	}
+	s.cur = params
 	m.Flags = flags
 	if s.rule != nil {
 		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
@@ -706,6 +713,12 @@ func (s *Server) resend(heard int) (int, error) {
 	}
 	m := s.msg
 	m.Clients = missing
+	if m.Tensors[0].Name == protocol.TensorAdapters {
+		// A host that missed the round may have missed the base too:
+		// send the whole model again.
+		m.Tensors = slices.Clone(m.Tensors)
+		m.Tensors[0] = transport.Tensor{Name: protocol.TensorParams, Rows: 1, Cols: len(s.cur), Data: s.cur}
+	}
 	if _, err := s.tr.Publish(s.cfg.Subjects.Round, &m); err != nil {
 		return n, fmt.Errorf("server: send round %d again: %w", m.Round, err)
 	}
