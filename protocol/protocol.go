@@ -39,10 +39,10 @@ const (
 	// last TensorParams with its version and uses it for a TensorAdapters
 	// round of the same version only.
 	ScalarBaseVersion = "base_version"
-	TensorDelta  = "delta"  // update: local minus global parameters (Trainable ones)
-	ScalarLoss   = "loss"   // update: mean training loss
-	ScalarSteps  = "steps"  // update: SGD steps taken
-	ScalarDPQ    = "dp_q"   // update, DP-SGD only: the Poisson sampling rate of those steps
+	TensorDelta       = "delta" // update: local minus global parameters (Trainable ones)
+	ScalarLoss        = "loss"  // update: mean training loss
+	ScalarSteps       = "steps" // update: SGD steps taken
+	ScalarDPQ         = "dp_q"  // update, DP-SGD only: the Poisson sampling rate of those steps
 	// ScalarTrainSeconds is the client's local training wall time (for
 	// timing reports only; it never enters a result).
 	ScalarTrainSeconds = "train_seconds"
