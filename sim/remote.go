@@ -126,6 +126,10 @@ type Remote struct {
 	// Log receives a line for every host that joins, is refused or fails,
 	// and for documents that were ignored; nil is silent.
 	Log io.Writer
+	// CAFile, when set, is the PEM certificate of the CA that signed the
+	// NATS server's TLS certificate: the server's connection requires TLS
+	// and verifies it (transport.DialOptions.CAFile).
+	CAFile string
 }
 
 // Announcement is a server's call for client hosts for one run, published
@@ -706,11 +710,15 @@ func (x *Experiment) executeRemote(ctx context.Context, opts Options) (*results.
 	if err != nil {
 		return nil, err
 	}
-	conn, err := transport.DialWith(url, "fotsim-server", transport.DialOptions{Timeout: sc.Transport.DialTimeout()})
+	conn, err := transport.DialWith(url, "fotsim-server", transport.DialOptions{Timeout: sc.Transport.DialTimeout(), CAFile: opts.Remote.CAFile})
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
+	// A connection given up (lost past the timeout, or a publish or
+	// subscription the NATS server refuses) ends the run at once.
+	ctx, unwatch := watchConns(ctx, conn)
+	defer unwatch()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

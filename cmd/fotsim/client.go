@@ -28,8 +28,10 @@ the other, until interrupted (Ctrl-C) or, with --once, after one run. It
 needs no scenario: each announcement carries the run's resolved scenario,
 method and seed, from which this process builds the same data, partitions,
 model and method as the server. A run with fewer clients gets the part of
-A-B it has; a range that overlaps another process's in the same run is
-refused. The data must be on this machine (--data-dir when its folder
+A-B it has; a range that overlaps a live process's in the same run is
+refused, but after the start a process may take over the clients of one
+that went silent for transport.timeout (a killed client process, started
+again, rejoins; not for methods whose clients keep state). The data must be on this machine (--data-dir when its folder
 differs from the scenario's data.dir), and this fotsim must be the server's
 version. With --key FILE (the server's --key, from "fotsim keygen"), the
 clients sign their updates and accept only the server's signed messages.

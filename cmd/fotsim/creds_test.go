@@ -307,7 +307,7 @@ func TestServeViewer(t *testing.T) {
 	}
 }
 
-// fotsim client and serve reach a NATS server with TLS through a tls://
+// fotsim client, serve and server reach a NATS server with TLS through a tls://
 // URL and --nats-ca (the self-signed CA of its certificate); without
 // --nats-ca the certificate is not trusted and they exit with what to do.
 func TestNATSCA(t *testing.T) {
@@ -323,7 +323,11 @@ func TestNATSCA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{TLS: cfg, Users: []transport.User{viewer, client}})
+	server, err := transport.RoleUser(transport.RoleServer, natsServerUser, "server-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{TLS: cfg, Users: []transport.User{viewer, client, server}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +370,18 @@ func TestNATSCA(t *testing.T) {
 				t.Errorf("after an interrupt: %v", err)
 			}
 		})
+	}
+	// fotsim server: without --nats-ca the same refusal; with it, the
+	// server connects, announces the run and, with no client process,
+	// ends after --wait naming the clients that none joined for.
+	srvArgs := []string{"server", "synthetic", "--nats", "tls://" + natsServerUser + ":server-secret@" + host, "--wait", "1s", "--out", t.TempDir()}
+	var serr bytes.Buffer
+	if code := exitCode(run(context.Background(), srvArgs, io.Discard, &serr), &serr); code != 1 || !strings.Contains(serr.String(), "not signed by a CA this machine trusts") {
+		t.Errorf("server without --nats-ca: exit code %d:\n%s", code, serr.String())
+	}
+	serr.Reset()
+	if code := exitCode(run(context.Background(), append(srvArgs, "--nats-ca", caFile), io.Discard, &serr), &serr); code != 1 || !strings.Contains(serr.String(), "no client host joined") {
+		t.Errorf("server with --nats-ca: exit code %d, want 1 and no client host:\n%s", code, serr.String())
 	}
 	var errb bytes.Buffer
 	args := []string{"client", "--nats", "tls://" + host, "--nats-ca", filepath.Join(t.TempDir(), "none.pem"), "--clients", "0"}

@@ -49,13 +49,14 @@ func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var keys *auth.Keys
 	var creds *natsAuth
 	natsResolved := false
+	caFile := "" // --nats-ca, once resolved
 	return runScenario(ctx, args, stdout, stderr, runHooks{
 		name: "server", usage: serverUsage,
 		flags: func(fs *flag.FlagSet) {
 			natsURL = fs.String("nats", "", "`URL` of the NATS server the client processes use (nats://host:4222); default: the scenario's transport.nats")
 			wait = fs.Duration("wait", sim.DefaultRemoteWait, "how long each run waits for client processes to cover every client id")
 			keyFile = fs.String("key", "", "run secret `FILE` (fotsim keygen), the clients' --key: sign rounds and stops, accept only signed updates")
-			creds = addNATSAuth(fs, true)
+			creds = addNATSAuth(fs, false)
 		},
 		sets: func() ([]string, error) {
 			if *wait <= 0 {
@@ -86,10 +87,11 @@ func cmdServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				// The password joins the URL in memory only: the
 				// records and announcements redact it.
 				sc.Transport.NATS, _ = transport.WithPassword(sc.Transport.NATS, dopts.Password)
+				caFile = dopts.CAFile
 				natsResolved = true
 			}
 			o.Keys = keys
-			o.Remote = &sim.Remote{Wait: *wait, Log: prefixed(stderr, "fotsim server: ")}
+			o.Remote = &sim.Remote{Wait: *wait, Log: prefixed(stderr, "fotsim server: "), CAFile: caFile}
 			return nil
 		},
 	})
