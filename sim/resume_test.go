@@ -85,9 +85,9 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("about a minute of training")
 	}
-	golden := false
+	level := false // the recorded build's kernel level: compare with its records too
 	if s, ok := nn.ActiveBackend().(*gemm.SIMD); ok && s.Level() == goldenLevel {
-		golden = true
+		level = true
 	}
 	env := NewEnv()
 	for _, g := range goldenGroups {
@@ -101,42 +101,11 @@ func TestResumeMatchesUninterruptedRun(t *testing.T) {
 		for _, r := range sc.Runs() {
 			name := filepath.Base(DefaultOut(sc, r))
 			t.Run(g.dir+"/"+name, func(t *testing.T) {
-				out := filepath.Join(t.TempDir(), "full")
-				var cks []*Checkpoint
-				opts := Options{Out: out, Checkpoint: true, CheckpointEveryRound: true, saved: func(dir string) {
-					c, err := ReadCheckpoint(dir)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					cks = append(cks, c)
-				}}
-				if _, err := env.Run(context.Background(), sc, r, opts); err != nil {
-					t.Fatal(err)
+				golden := ""
+				if level {
+					golden = filepath.Join("testdata", "golden", g.dir, name)
 				}
-				if _, err := os.Stat(filepath.Join(out, CheckpointFile)); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("the finished run left its checkpoint: %v", err)
-				}
-				want := readRecordFiles(t, out)
-				if golden {
-					compareFiles(t, "with checkpoints vs recorded build", readRecordFiles(t, filepath.Join("testdata", "golden", g.dir, name)), want)
-				}
-				picks := pickCheckpoints(cks)
-				if len(picks) < 2 {
-					t.Fatalf("%d checkpoints gave %d to resume from, want a task's middle and start", len(cks), len(picks))
-				}
-				for _, i := range picks {
-					c := cks[i]
-					rsc, rrun, err := c.ScenarioAndRun(nil)
-					if err != nil {
-						t.Fatal(err)
-					}
-					dir := filepath.Join(t.TempDir(), fmt.Sprintf("resumed-%d", i))
-					if _, err := env.Run(context.Background(), rsc, rrun, Options{Out: dir, Checkpoint: true, Resume: c}); err != nil {
-						t.Fatalf("resume before round %d of task %d: %v", c.Server.Round, c.Server.Task, err)
-					}
-					compareFiles(t, fmt.Sprintf("resumed before round %d of task %d", c.Server.Round, c.Server.Task), want, readRecordFiles(t, dir))
-				}
+				checkResume(t, env, sc, r, golden)
 			})
 		}
 	}
@@ -169,7 +138,7 @@ func TestResumeExtraMatchesUninterruptedRun(t *testing.T) {
 		for _, r := range sc.Runs() {
 			name := filepath.Base(DefaultOut(sc, r))
 			t.Run(g.name+"/"+name, func(t *testing.T) {
-				checkResume(t, env, sc, r)
+				checkResume(t, env, sc, r, "")
 			})
 		}
 	}
@@ -177,9 +146,10 @@ func TestResumeExtraMatchesUninterruptedRun(t *testing.T) {
 
 // checkResume runs r of sc with a checkpoint after every round and resumes
 // it from checkpoints in the middle of a task, at a task's start and near
-// the end, as TestResumeMatchesUninterruptedRun does: each resumed run
-// must write the same record files as the uninterrupted one.
-func checkResume(t *testing.T, env *Env, sc *scenarios.Scenario, r scenarios.Run) {
+// the end: each resumed run must write the same record files as the
+// uninterrupted one, and that one those of golden (a recorded build's
+// run folder) unless golden is "".
+func checkResume(t *testing.T, env *Env, sc *scenarios.Scenario, r scenarios.Run, golden string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "full")
 	var cks []*Checkpoint
@@ -198,6 +168,9 @@ func checkResume(t *testing.T, env *Env, sc *scenarios.Scenario, r scenarios.Run
 		t.Errorf("the finished run left its checkpoint: %v", err)
 	}
 	want := readRecordFiles(t, out)
+	if golden != "" {
+		compareFiles(t, "with checkpoints vs recorded build", readRecordFiles(t, golden), want)
+	}
 	picks := pickCheckpoints(cks)
 	if len(picks) < 2 {
 		t.Fatalf("%d checkpoints gave %d to resume from, want a task's middle and start", len(cks), len(picks))

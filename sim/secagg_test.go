@@ -166,7 +166,7 @@ func TestSecAggResumeMatchesUninterruptedRun(t *testing.T) {
 	}
 	env := NewEnv()
 	for _, r := range sc.Runs() {
-		t.Run(r.Method.Name, func(t *testing.T) { checkResume(t, env, sc, r) })
+		t.Run(r.Method.Name, func(t *testing.T) { checkResume(t, env, sc, r, "") })
 	}
 }
 
