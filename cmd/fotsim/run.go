@@ -55,6 +55,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	noReport := fs.Bool("no-report", false, "write no report.html (by default every run folder gets one, and --out a sweep's)")
 	noPlots := fs.Bool("no-plots", false, "draw no plots (by default each run's PNG and SVG plots go next to its record)")
 	noCheckpoint := fs.Bool("no-checkpoint", false, "write no checkpoint (by default each run folder gets "+sim.CheckpointFile+" after every round, removed when the run finishes)")
+	everyRound := fs.Bool("checkpoint-every-round", false, "write the checkpoint after every round even when rounds are so short that it costs more than 5% of the run (by default such rounds get one every few)")
 	resume := fs.String("resume", "", "continue the interrupted runs in `DIR` (a run's folder, or a sweep's --out) from their last checkpoint, instead of a SCENARIO")
 	if h.flags != nil {
 		h.flags(fs)
@@ -115,7 +116,7 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	var recs []*results.Record
 	for _, r := range runs {
 		dir := runDir(*out, sc, r, len(runs))
-		opts := sim.Options{Out: dir, Checkpoint: !*noCheckpoint}
+		opts := sim.Options{Out: dir, Checkpoint: !*noCheckpoint, CheckpointEveryRound: *everyRound}
 		if plan != nil {
 			if plan.only != nil {
 				if r.Method.Label() != plan.only.Method.Label() || r.Seed != plan.only.Seed {
