@@ -121,6 +121,7 @@ var resumeExtra = []struct {
 }{
 	{"merging", "quickstart", []string{"methods=[opcm,{name: opcm, scaling: fixed, lambda: 1},fisher-avg,sculpt]", "train.rounds_per_task=3"}},
 	{"econtrol", "quickstart", []string{"methods=[econtrol,{name: econtrol, compressor: quant, bits: 3}]", "train.rounds_per_task=3"}},
+	{"system", "synthetic", []string{"methods=[fedavg,fot]", "system.availability=0.8", "system.dropout=0.2", "train.rounds_per_task=6"}},
 }
 
 // TestResumeExtraMatchesUninterruptedRun is TestResumeMatchesUninterruptedRun
