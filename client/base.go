@@ -61,3 +61,12 @@ func (h *Host) baseVersion() string {
 	}
 	return fmt.Sprint(h.base.version)
 }
+
+// KeepBase gives the host, before Start, the base of version version that
+// its predecessor had: params' base (every parameter but the adapters). A
+// run resumed from a checkpoint (server.State.BaseSent and not BaseDirty)
+// calls it, so that its first adapters-only round trains as it would have.
+func (h *Host) KeepBase(params []float32, version int) {
+	h.base.params = append(h.base.params[:0], params...)
+	h.base.version, h.base.ok = float64(version), true
+}

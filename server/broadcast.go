@@ -19,6 +19,7 @@ type baseTracker struct {
 	base    []float32 // the global model last sent whole
 	version int       // the base's version, bumped when it changes
 	sent    bool      // a whole model was sent
+	dirty   bool      // base is not what was sent (a resumed run: State.BaseDirty)
 }
 
 // modelTensor returns the tensor of the global model params for a round
@@ -34,7 +35,8 @@ func (s *Server) modelTensor(params []float32, whole bool) (t transport.Tensor, 
 	if !b.on {
 		b.on, b.ranges = true, protocol.Trainable(s.model, "ab", 0)
 	}
-	same := b.sent && b.sameBase(params)
+	same := b.sent && !b.dirty && b.sameBase(params)
+	b.dirty = false
 	if !same {
 		b.base = append(b.base[:0], params...)
 		b.version++

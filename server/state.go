@@ -36,6 +36,12 @@ type State struct {
 	// Rule is the method's state (protocol.Stateful.SaveState); nil for a
 	// method that keeps none.
 	Rule []byte
+	// The base a LoRA run's hosts were last sent whole (broadcast.go):
+	// BaseSent when there was one, its version, and BaseDirty when Params'
+	// base differs from it (the next round sends the whole model again).
+	// When BaseSent and not BaseDirty, the hosts have Params' base.
+	BaseSent, BaseDirty bool
+	BaseVersion         int
 }
 
 // snapshot returns the loop's state before round r of task t, with the
@@ -61,6 +67,9 @@ func (s *Server) snapshot(t, r int, params []float32, lossSum float64, lossN int
 				st.DP[c] = a
 			}
 		}
+	}
+	if b := &s.base; b.on && b.sent {
+		st.BaseSent, st.BaseVersion, st.BaseDirty = true, b.version, b.dirty || !b.sameBase(params)
 	}
 	if sf, ok := s.rule.(protocol.Stateful); ok {
 		var b bytes.Buffer
@@ -136,6 +145,12 @@ func (s *Server) restore(st *State, params []float32) (detail results.TaskDetail
 		return detail, 0, 0, fmt.Errorf("%w: the saved state has a method state, the method keeps none", ErrConfig)
 	}
 	copy(params, st.Params)
+	if st.BaseSent {
+		b := &s.base
+		b.on, b.ranges = true, protocol.Trainable(s.model, "ab", 0)
+		b.base = append(b.base[:0], params...)
+		b.version, b.sent, b.dirty = st.BaseVersion, true, st.BaseDirty
+	}
 	s.rec = rec
 	s.mu.Lock()
 	s.col.rejected, s.col.late, s.col.reasons = st.Rejected, st.Late, maps.Clone(st.Reasons)

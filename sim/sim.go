@@ -354,9 +354,12 @@ func (x *Experiment) Execute(ctx context.Context, opts Options) (*results.Record
 		}
 		return r
 	}
-	if opts.Resume != nil {
-		if err := loadHost(opts.Resume, hcfg.Behaviour); err != nil {
+	if r := opts.Resume; r != nil {
+		if err := loadHost(r, hcfg.Behaviour); err != nil {
 			return nil, err
+		}
+		if st := r.Server; st.BaseSent && !st.BaseDirty {
+			host.KeepBase(st.Params, st.BaseVersion)
 		}
 	}
 	if opts.Checkpoint && opts.Out != "" {
