@@ -137,7 +137,6 @@ type ecClient struct {
 // ecWorker is a worker's buffers.
 type ecWorker struct {
 	v, comp      []float32
-	idx          []int32
 	mag          []float32
 	index, value []float32
 	scale, codes []float32

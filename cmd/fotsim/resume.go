@@ -103,14 +103,6 @@ func (p *resumePlan) inSweep(d string) bool {
 	return false
 }
 
-// runs returns the runs to go through, in the scenario's order.
-func (p *resumePlan) runs() []scenarios.Run {
-	if p.only != nil {
-		return []scenarios.Run{*p.only}
-	}
-	return p.sc.Runs()
-}
-
 // resumeError is a checkpoint that does not fit: a usage error naming dir.
 func resumeError(dir string, err error) error {
 	if errors.Is(err, scenarios.ErrInvalid) {
