@@ -139,13 +139,9 @@ func (s *Server) secureRound(ctx context.Context, params []float32, task, round 
 		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
 	}
 	start := time.Now()
-	if _, err := s.tr.Publish(s.cfg.Subjects.Round, m); err != nil {
-		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
+	if err := s.broadcast(m); err != nil {
+		return 0, 0, err
 	}
-	if err := s.tr.Flush(); err != nil {
-		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
-	}
-	s.rec.BytesDown += int64(m.BodyLen()) * int64(len(sel))
 	sent := time.Now()
 
 	// Round 0: the clear part of each update with its Advertise.

@@ -504,16 +504,9 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
 	}
 	start := time.Now()
-	_, err := s.tr.Publish(s.cfg.Subjects.Round, m)
-	if err != nil {
-		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
+	if err := s.broadcast(m); err != nil {
+		return 0, 0, err
 	}
-	if err := s.tr.Flush(); err != nil {
-		return 0, 0, fmt.Errorf("server: broadcast round %d: %w", round, err)
-	}
-	// The message's content: the bytes of its signature are left out, so
-	// the record does not depend on authentication.
-	s.rec.BytesDown += int64(m.BodyLen()) * int64(len(sel))
 	sent := time.Now()
 
 	got, err := s.collect(ctx)
@@ -579,6 +572,21 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Aggregate: time.Since(collected), ClientTrain: train,
 	})
 	return loss, len(got), nil
+}
+
+// broadcast publishes the round message m to its clients and counts its
+// bytes down: the message's content times the clients it names (the
+// bytes of its signature are left out, so the record does not depend on
+// authentication).
+func (s *Server) broadcast(m *transport.Message) error {
+	if _, err := s.tr.Publish(s.cfg.Subjects.Round, m); err != nil {
+		return fmt.Errorf("server: broadcast round %d: %w", m.Round, err)
+	}
+	if err := s.tr.Flush(); err != nil {
+		return fmt.Errorf("server: broadcast round %d: %w", m.Round, err)
+	}
+	s.rec.BytesDown += int64(m.BodyLen()) * int64(len(m.Clients))
+	return nil
 }
 
 // minMeanPart is the fewest values per goroutine in mean.
