@@ -52,19 +52,8 @@ const maxSteps = 1 << 31
 // without the collection lock: the signature's digest reads the whole
 // message.
 func (s *Server) checkSender(m *transport.Message) (reason string, err error) {
-	if m.Kind != transport.KindUpdate {
-		return RejectKind, fmt.Errorf("a message of kind %s on the update subject", m.Kind)
-	}
-	if m.Client < 0 || int(m.Client) >= s.cfg.Clients {
-		return RejectClient, fmt.Errorf("client id %d not in [0, %d)", m.Client, s.cfg.Clients)
-	}
-	if s.cfg.Auth != nil {
-		if err := protocol.Verify(m, s.cfg.RunID, s.cfg.Auth.ClientPublic(int(m.Client))); err != nil {
-			return RejectSignature, err
-		}
-	}
-	if m.Task < 0 || int(m.Task) >= s.cfg.Tasks {
-		return RejectTask, fmt.Errorf("task %d not in [0, %d)", m.Task, s.cfg.Tasks)
+	if reason, err := s.checkHeader(m); err != nil {
+		return reason, err
 	}
 	maxN := int64(MaxSamples)
 	if s.cfg.Samples != nil {
@@ -94,6 +83,27 @@ func (s *Server) checkNorm(d *transport.Tensor) (reason string, err error) {
 	}
 	if n := math.Sqrt(aggregator.SumSquares32(d.Data)); !(n <= bound) {
 		return RejectNorm, fmt.Errorf("%q has L2 norm %.4g, above the bound %g (train.max_update_norm)", protocol.TensorDelta, n, bound)
+	}
+	return "", nil
+}
+
+// checkHeader verifies what every message on the update subject must
+// have right, plain or secure: the kind, the client id, the signature
+// (with Config.Auth) and the task index.
+func (s *Server) checkHeader(m *transport.Message) (reason string, err error) {
+	if m.Kind != transport.KindUpdate {
+		return RejectKind, fmt.Errorf("a message of kind %s on the update subject", m.Kind)
+	}
+	if m.Client < 0 || int(m.Client) >= s.cfg.Clients {
+		return RejectClient, fmt.Errorf("client id %d not in [0, %d)", m.Client, s.cfg.Clients)
+	}
+	if s.cfg.Auth != nil {
+		if err := protocol.Verify(m, s.cfg.RunID, s.cfg.Auth.ClientPublic(int(m.Client))); err != nil {
+			return RejectSignature, err
+		}
+	}
+	if m.Task < 0 || int(m.Task) >= s.cfg.Tasks {
+		return RejectTask, fmt.Errorf("task %d not in [0, %d)", m.Task, s.cfg.Tasks)
 	}
 	return "", nil
 }

@@ -429,19 +429,8 @@ func (s *Server) waitPhase(ctx context.Context, sa *secure) error {
 // aggregation traffic (one payload, no delta), and for the clear part of
 // an update its sample count and scalars.
 func (s *Server) checkSecureSender(m *transport.Message, step string) (reason string, err error) {
-	if m.Kind != transport.KindUpdate {
-		return RejectKind, fmt.Errorf("a message of kind %s on the update subject", m.Kind)
-	}
-	if m.Client < 0 || int(m.Client) >= s.cfg.Clients {
-		return RejectClient, fmt.Errorf("client id %d not in [0, %d)", m.Client, s.cfg.Clients)
-	}
-	if s.cfg.Auth != nil {
-		if err := protocol.Verify(m, s.cfg.RunID, s.cfg.Auth.ClientPublic(int(m.Client))); err != nil {
-			return RejectSignature, err
-		}
-	}
-	if m.Task < 0 || int(m.Task) >= s.cfg.Tasks {
-		return RejectTask, fmt.Errorf("task %d not in [0, %d)", m.Task, s.cfg.Tasks)
+	if reason, err := s.checkHeader(m); err != nil {
+		return reason, err
 	}
 	if m.Flags&protocol.FlagSecAgg == 0 || m.Tensor(protocol.TensorDelta) != nil {
 		return RejectSecAgg, errors.New("an update in the clear in a securely aggregated run")
