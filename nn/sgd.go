@@ -54,6 +54,20 @@ func (o SGD) StepRanges(params, grad, velocity []float32, r Ranges) {
 
 // step is Step on checked slices; velocity is unused when Momentum == 0.
 func (o SGD) step(params, grad, velocity []float32) {
+	if n := stepSIMD(o, params, grad, velocity); n > 0 {
+		// The vector kernel did the first n values with the same
+		// operations in the same order (no fused multiply-add): the
+		// same bits as the loops below.
+		params, grad = params[n:], grad[n:len(params)]
+		if o.Momentum != 0 {
+			velocity = velocity[n:]
+		}
+	}
+	stepGo(o, params, grad, velocity)
+}
+
+// stepGo is step in plain Go.
+func stepGo(o SGD, params, grad, velocity []float32) {
 	lr, wd, mom := o.LR, o.WeightDecay, o.Momentum
 	grad = grad[:len(params)]
 	if mom == 0 {

@@ -1,0 +1,6 @@
+//go:build !amd64
+
+package nn
+
+// stepSIMD does nothing without the amd64 kernels: stepGo does all.
+func stepSIMD(SGD, []float32, []float32, []float32) int { return 0 }
