@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/fotsim/fotsim/client"
@@ -326,9 +327,12 @@ type ecSaved struct {
 	Clients map[int]ecTermsSaved
 }
 
+// ecTermsSaved is one client's terms after its last round: a checkpoint
+// is taken between rounds, when that round is aggregated and will not be
+// trained again, so the terms before it are not needed.
 type ecTermsSaved struct {
-	Round        int
-	E0, H0, E, H []float32
+	Round int
+	E, H  []float32
 }
 
 func (c *ecClient) SaveState(w io.Writer) error {
@@ -336,7 +340,7 @@ func (c *ecClient) SaveState(w io.Writer) error {
 	defer c.mu.Unlock()
 	s := ecSaved{Clients: map[int]ecTermsSaved{}}
 	for id, t := range c.state {
-		s.Clients[id] = ecTermsSaved{Round: t.round, E0: t.e0, H0: t.h0, E: t.e, H: t.h}
+		s.Clients[id] = ecTermsSaved{Round: t.round, E: t.e, H: t.h}
 	}
 	return gob.NewEncoder(w).Encode(s)
 }
@@ -348,10 +352,10 @@ func (c *ecClient) LoadState(r io.Reader) error {
 	}
 	state := map[int]*ecTerms{}
 	for id, t := range s.Clients {
-		if len(t.E0) != c.n || len(t.H0) != c.n || len(t.E) != c.n || len(t.H) != c.n {
+		if len(t.E) != c.n || len(t.H) != c.n {
 			return fmt.Errorf("econtrol state: client %d has terms of another size than %d", id, c.n)
 		}
-		state[id] = &ecTerms{round: t.Round, e0: t.E0, h0: t.H0, e: t.E, h: t.H}
+		state[id] = &ecTerms{round: t.Round, e0: slices.Clone(t.E), h0: slices.Clone(t.H), e: t.E, h: t.H}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
