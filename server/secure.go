@@ -111,22 +111,9 @@ func (s *Server) secureRound(ctx context.Context, params []float32, task, round 
 		s.mu.Unlock()
 	}()
 
-	m := &s.msg
-	model, version, lora := s.modelTensor(params, false)
-	*m = transport.Message{
-		Kind:    transport.KindRound,
-		Round:   int32(round),
-		Task:    int32(task),
-		Clients: sel,
-		Flags:   flags,
-		Tensors: append(m.Tensors[:0], model),
-	}
-	s.cur = params
+	m := s.roundMessage(params, task, round, sel, flags)
 	if s.cfg.Weighting == aggregator.Samples {
-		m.Scalars = []transport.Scalar{{Name: protocol.ScalarSAWeightScale, Value: s.weightScale(task, sel)}}
-	}
-	if lora {
-		m.Scalars = append(m.Scalars, version)
+		m.Scalars = append(m.Scalars, transport.Scalar{Name: protocol.ScalarSAWeightScale, Value: s.weightScale(task, sel)})
 	}
 	if len(drop) > 0 {
 		ids := make([]float32, len(drop))

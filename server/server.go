@@ -486,20 +486,7 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	}
 	s.open(int32(round), int32(task), sel, flags)
 
-	m := &s.msg
-	model, version, lora := s.modelTensor(params, false)
-	*m = transport.Message{
-		Kind:    transport.KindRound,
-		Round:   int32(round),
-		Task:    int32(task),
-		Clients: sel,
-		Tensors: append(m.Tensors[:0], model),
-	}
-	if lora {
-		m.Scalars = append(m.Scalars[:0], version)
-	}
-	s.cur = params
-	m.Flags = flags
+	m := s.roundMessage(params, task, round, sel, flags)
 	if s.rule != nil {
 		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
 	}
@@ -572,6 +559,27 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 		Aggregate: time.Since(collected), ClientTrain: train,
 	})
 	return loss, len(got), nil
+}
+
+// roundMessage builds the message of a round in s.msg: the global model
+// (whole, or a LoRA run's adapters with the base version, modelTensor),
+// the selected clients and the flags; the caller adds the rest.
+func (s *Server) roundMessage(params []float32, task, round int, sel []int32, flags uint32) *transport.Message {
+	m := &s.msg
+	model, version, lora := s.modelTensor(params, false)
+	*m = transport.Message{
+		Kind:    transport.KindRound,
+		Round:   int32(round),
+		Task:    int32(task),
+		Clients: sel,
+		Flags:   flags,
+		Tensors: append(m.Tensors[:0], model),
+	}
+	if lora {
+		m.Scalars = append(m.Scalars[:0], version)
+	}
+	s.cur = params
+	return m
 }
 
 // broadcast publishes the round message m to its clients and counts its
