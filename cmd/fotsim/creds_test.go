@@ -264,39 +264,7 @@ func TestServeViewer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pub.Close()
-	if err := pub.PublishRaw(transport.SubjectsFor("r").Metrics, []byte(`{"run":"r","round":1}`)); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, 1)
-	go func() {
-		b := make([]byte, 4096)
-		var all []byte
-		for {
-			n, err := resp.Body.Read(b)
-			all = append(all, b[:n]...)
-			if bytes.Contains(all, []byte(`data: {"run":"r","round":1}`)) || err != nil {
-				got <- string(all)
-				return
-			}
-		}
-	}()
-	select {
-	case s := <-got:
-		if !strings.Contains(s, `data: {"run":"r","round":1}`) {
-			t.Fatalf("event stream: %q", s)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the metrics document did not reach the event stream")
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	publishAndStop(t, pub, resp, cancel, done)
 
 	// A client host's user may not read metrics: serve ends with why.
 	var errb bytes.Buffer

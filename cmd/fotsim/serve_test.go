@@ -234,6 +234,23 @@ func TestServeCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	publishAndStop(t, pub, resp, cancel, done)
+}
+
+func TestServeBadInput(t *testing.T) {
+	for _, args := range [][]string{{"serve"}, {"serve", filepath.Join(t.TempDir(), "nosuch")}, {"serve", "a", "b"}} {
+		var errb bytes.Buffer
+		if code := exitCode(run(context.Background(), args, io.Discard, &errb), &errb); code != 2 {
+			t.Errorf("%v: exit code %d, want 2; %s", args, code, errb.String())
+		}
+	}
+}
+
+// publishAndStop publishes a metrics document of run r with pub, checks
+// that it reaches the live view's event stream resp, then cancels serve
+// (cancel) and checks that it stops cleanly (done).
+func publishAndStop(t *testing.T, pub *transport.Conn, resp *http.Response, cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
 	if err := pub.PublishRaw(transport.SubjectsFor("r").Metrics, []byte(`{"run":"r","round":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -266,14 +283,5 @@ func TestServeCommand(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop")
-	}
-}
-
-func TestServeBadInput(t *testing.T) {
-	for _, args := range [][]string{{"serve"}, {"serve", filepath.Join(t.TempDir(), "nosuch")}, {"serve", "a", "b"}} {
-		var errb bytes.Buffer
-		if code := exitCode(run(context.Background(), args, io.Discard, &errb), &errb); code != 2 {
-			t.Errorf("%v: exit code %d, want 2; %s", args, code, errb.String())
-		}
 	}
 }
