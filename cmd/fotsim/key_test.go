@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/fotsim/fotsim/auth"
-	"github.com/fotsim/fotsim/transport"
 )
 
 // fotsim keygen writes a key file readable by its owner only, that
@@ -95,12 +94,7 @@ func TestServerAndClientKey(t *testing.T) {
 		t.Skip("builds fotsim and runs three processes")
 	}
 	bin := buildFotsim(t)
-	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	url := emb.URL()
+	url := loopbackNATS(t)
 	key := keyFile(t, bin)
 	flags := []string{"--quiet", "--no-plots", "--no-report", "--set", "methods=fedavg", "--set", "eval.every=2"}
 

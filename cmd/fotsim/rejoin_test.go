@@ -25,12 +25,7 @@ func TestRejoinAfterClientKilled(t *testing.T) {
 		t.Skip("builds fotsim and runs four processes")
 	}
 	bin := buildFotsim(t)
-	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	url := emb.URL()
+	url := loopbackNATS(t)
 	sets := []string{"methods=fedavg", "train.clients_per_round=4", "train.rounds_per_task=6", "eval.every=2", "transport.timeout=2s"}
 	flags := []string{"--quiet", "--no-plots", "--no-report"}
 	for _, s := range sets {

@@ -109,12 +109,7 @@ func TestServerAndClientProcesses(t *testing.T) {
 		t.Skip("builds fotsim and runs five processes")
 	}
 	bin := buildFotsim(t)
-	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{Host: "127.0.0.1"}) // TCP, random port
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	url := emb.URL()
+	url := loopbackNATS(t)
 	if !strings.HasPrefix(url, "nats://127.0.0.1:") {
 		t.Fatalf("embedded NATS URL %q", url)
 	}
@@ -184,15 +179,11 @@ func TestServerNamesMissingClients(t *testing.T) {
 		t.Skip("builds fotsim")
 	}
 	bin := buildFotsim(t)
-	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Shutdown)
-	client := startClient(t, bin, emb.URL(), "0-1", "--once")
+	url := loopbackNATS(t)
+	client := startClient(t, bin, url, "0-1", "--once")
 	var stdout, stderr bytes.Buffer
 	start := time.Now()
-	err = run(context.Background(), []string{"server", "synthetic", "--nats", emb.URL(), "--wait", "3s", "--quiet", "--out", t.TempDir(), "--set", "methods=fedavg"}, &stdout, &stderr)
+	err := run(context.Background(), []string{"server", "synthetic", "--nats", url, "--wait", "3s", "--quiet", "--out", t.TempDir(), "--set", "methods=fedavg"}, &stdout, &stderr)
 	code := exitCode(err, &stderr)
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)
@@ -246,4 +237,17 @@ func TestServerClientUsage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// loopbackNATS starts an embedded NATS server on a random TCP port of
+// 127.0.0.1 for the test's processes, stopped at the test's end, and
+// returns its URL.
+func loopbackNATS(t *testing.T) string {
+	t.Helper()
+	emb, err := transport.StartEmbeddedWith(transport.EmbeddedOptions{Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	return emb.URL()
 }
