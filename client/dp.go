@@ -130,7 +130,7 @@ func (t *Trainer) trainDP(params []float32, segs []Segment, total int, cfg Confi
 				n := min(t.batch, len(d.sel)-lo)
 				x, y := t.x[:n*in], t.y[:n]
 				s.View.Gather(x, y, d.sel[lo:lo+n])
-				l, _ := t.ws.LossGradClipped(params, t.grad, x, y, n, s.Head, t.dr, clip, train)
+				l, _ := t.ws.LossGradClipped(params, t.grad, x, y, n, s.Head, t.dsrc, clip, train)
 				for _, r := range train {
 					g, acc := t.grad[r[0]:r[1]], d.sum[r[0]:r[1]]
 					for i, v := range g {

@@ -40,7 +40,6 @@ type GPSE struct {
 	srcs     []*rand.PCG // one G stream per layer
 	rs       []*rand.Rand
 	dsrc     *rand.PCG
-	dr       *rand.Rand
 }
 
 // NewGPSE returns the GPSE buffers for model's projected layers
@@ -51,7 +50,6 @@ func NewGPSE(model *nn.Model, cfg GPSEConfig, batch int) (*GPSE, error) {
 		return nil, err
 	}
 	g := &GPSE{model: model, cfg: cfg, dsrc: rand.NewPCG(0, 0)}
-	g.dr = rand.New(g.dsrc)
 	shared := map[string]bool{}
 	for _, p := range protocol.Projected(model) {
 		shared[p.Name] = true
@@ -107,7 +105,7 @@ func (g *GPSE) Sketch(w *Work) error {
 			hi := min(lo+cfg.BatchSize, len(rows))
 			n := hi - lo
 			s.View.Gather(tr.x[:n*in], tr.y[:n], rows[lo:hi])
-			tr.ws.Forward(w.Local, tr.x[:n*in], n, s.Head, g.cfg.TrainMode, g.dr)
+			tr.ws.Forward(w.Local, tr.x[:n*in], n, s.Head, g.cfg.TrainMode, g.dsrc)
 			for i, wi := range g.widx {
 				at, r, _ := tr.ws.LayerInput(wi)
 				g.sketches[i].Add(at, r, g.rs[i])

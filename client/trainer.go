@@ -88,9 +88,8 @@ type Trainer struct {
 	dlog    []float32 // logits gradient
 	src     *rand.PCG
 	r       *rand.Rand
-	dsrc    *rand.PCG
-	dr      *rand.Rand
-	dp      *dpState // DP-SGD buffers, made on first use
+	dsrc    *rand.PCG // the dropout stream (nn runs a *rand.PCG directly)
+	dp      *dpState  // DP-SGD buffers, made on first use
 	stop    *atomic.Bool
 }
 
@@ -123,7 +122,6 @@ func NewTrainer(m *nn.Model, batch int) *Trainer {
 		src:     src,
 		r:       rand.New(src),
 		dsrc:    dsrc,
-		dr:      rand.New(dsrc),
 	}
 }
 
@@ -197,9 +195,9 @@ func (t *Trainer) Train(params []float32, segs []Segment, cfg Config, ex *Extras
 			case ex != nil && ex.Teacher != nil && ex.Alpha > 0:
 				l = t.distillStep(params, x, y, n, s.Head, ex)
 			case train == nil:
-				l = t.ws.LossGrad(params, t.grad, x, y, n, s.Head, t.dr)
+				l = t.ws.LossGrad(params, t.grad, x, y, n, s.Head, t.dsrc)
 			default:
-				l = t.ws.LossGradRanges(params, t.grad, x, y, n, s.Head, t.dr, train)
+				l = t.ws.LossGradRanges(params, t.grad, x, y, n, s.Head, t.dsrc, train)
 			}
 			if ex != nil {
 				ex.addPenalties(t.grad, params)
@@ -243,7 +241,7 @@ func (ex *Extras) addPenalties(grad, w []float32) {
 func (t *Trainer) distillStep(params, x []float32, y []int32, n, head int, ex *Extras) float32 {
 	c := t.classes
 	copy(t.tlog[:n*c], t.ws.Forward(ex.Teacher, x, n, head, false, nil))
-	z := t.ws.Forward(params, x, n, head, true, t.dr)
+	z := t.ws.Forward(params, x, n, head, true, t.dsrc)
 	loss := DistillGrad(t.dlog[:n*c], z[:n*c], t.tlog[:n*c], y, n, c, ex.Alpha, ex.Temp)
 	t.ws.Backward(params, t.grad, t.dlog[:n*c])
 	return loss

@@ -180,7 +180,7 @@ func sumSq(x []float32) float64 {
 //
 // The first call allocates the buffers of the norms; later ones allocate
 // nothing.
-func (ws *Workspace) LossGradClipped(params, grad, x []float32, y []int32, batch, head int, r *rand.Rand, clip float32, train Ranges) (loss float32, norms []float32) {
+func (ws *Workspace) LossGradClipped(params, grad, x []float32, y []int32, batch, head int, r rand.Source, clip float32, train Ranges) (loss float32, norms []float32) {
 	ws.check(params, x, batch, head)
 	ws.m.checkParams("grad", grad)
 	if len(y) < batch {

@@ -46,8 +46,9 @@
 //	ws.Predict(params, xTest, n, head, pred)
 //
 // LossGrad is a training-mode forward pass (inverted dropout: kept
-// activations are scaled by 1/(1-p), masks drawn from the *rand.Rand passed
-// in, one Float32 per activation in layer then row-major order), the mean
+// activations are scaled by 1/(1-p), masks drawn from the rand.Source
+// passed in, one draw per activation in layer then row-major order; pass a
+// *rand.PCG for the fast path), the mean
 // softmax cross-entropy, computed stably as log-sum-exp minus the true
 // logit, and the backward pass, which overwrites grad. Forward returns the
 // logits; Backward back-propagates any logits gradient; Predict is the

@@ -192,8 +192,9 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 	}
 	ws := m.NewWorkspace(batch)
 	opt := nn.SGD{LR: 1e-4}
+	drop := rand.NewPCG(3, 4) // the dropout stream, a *rand.PCG as in training
 	step := func() {
-		ws.LossGrad(params, grad, x, y, batch, 0, r)
+		ws.LossGrad(params, grad, x, y, batch, 0, drop)
 		opt.Step(params, grad, nil)
 	}
 	step()
