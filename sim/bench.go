@@ -101,6 +101,19 @@ type BenchResult struct {
 	// other trains, so it is an estimate of NATS's share of the round, not
 	// a part of messaging_seconds.
 	RoundNATSSeconds float64 `json:"round_nats_seconds"`
+	// NATSCPUSecondsPerUpdate is the CPU time (all cores, user + system)
+	// the process spends moving one paper-MLP update through the embedded
+	// server as a round does: the client publishing its encoded frame,
+	// NATS's copies on both sides, and the server's in-place decode with
+	// its NaN/Inf check. 0 where the platform does not report CPU time.
+	NATSCPUSecondsPerUpdate float64 `json:"nats_cpu_seconds_per_update"`
+	// RoundNATSCPUFraction is a round's updates' NATS CPU time
+	// (ClientsPerRound x NATSCPUSecondsPerUpdate) as a share of the CPU
+	// time the FedAvg round has (round_seconds on min(workers, cores)
+	// cores). When the training workers use every core, NATS's work takes
+	// that share from them, so round_overhead_fraction cannot fall below
+	// it however fotsim's own parts shrink.
+	RoundNATSCPUFraction float64 `json:"round_nats_cpu_fraction"`
 
 	// CPU identifies the processor (vendor, model, cache sizes), and
 	// GemmTuning is the simd backend's blocking on it, with where it came
@@ -143,7 +156,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 		res.CNNTrainFraction = res.CNNTrainGFLOPS / res.SgemmGFLOPS
 	}
 	var msgBytes int
-	if res.NATSBytesPerS, msgBytes, err = natsThroughput(cfg.Duration); err != nil {
+	if res.NATSBytesPerS, msgBytes, res.NATSCPUSecondsPerUpdate, err = natsThroughput(cfg.Duration); err != nil {
 		return nil, err
 	}
 	res.RoundNATSSeconds = float64(cfg.ClientsPerRound*msgBytes) / res.NATSBytesPerS
@@ -160,6 +173,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	warm := func(r server.RoundTiming) bool { return cfg.Rounds < 3 || r.Round%cfg.Rounds != 0 }
 	res.RoundSplit = SplitOf(fedavg, cfg.Workers, warm)
 	res.RoundSeconds, res.RoundOverheadFraction = res.RoundSplit.Total(), res.RoundSplit.Overhead()
+	if res.RoundSeconds > 0 {
+		cores := float64(min(cfg.Workers, res.Cores))
+		res.RoundNATSCPUFraction = float64(cfg.ClientsPerRound) * res.NATSCPUSecondsPerUpdate / (res.RoundSeconds * cores)
+	}
 	fot, err := roundTiming(ctx, cfg, "fot", 2)
 	if err != nil {
 		return nil, err
@@ -221,23 +238,27 @@ func trainThroughput(spec nn.Spec, batch int, dur time.Duration) (samplesPerS, g
 	return float64(steps*batch) / sec, m.TrainFLOPs(batch) * float64(steps) / sec / 1e9, allocs, nil
 }
 
-// natsThroughput publishes paper-MLP-sized model messages through an
-// embedded server for at least dur and returns the delivered bytes/s and
-// the size of one message.
-func natsThroughput(dur time.Duration) (float64, int, error) {
-	emb, err := transport.StartEmbedded()
+// natsThroughput publishes paper-MLP update frames through an embedded
+// in-process server for at least dur, as a round's clients do (one
+// encoded frame, PublishFrame) to a subscriber that decodes them as the
+// server does, and returns the delivered bytes/s, the size of one message
+// and the process's CPU seconds per message (0 where unknown).
+func natsThroughput(dur time.Duration) (bytesPerS float64, msgBytes int, cpuPerMsg float64, err error) {
+	o := transport.DefaultEmbeddedOptions()
+	o.Host, o.InProcess = "", true // as fotsim run's own server
+	emb, err := transport.StartEmbeddedWith(o)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer emb.Shutdown()
 	pub, err := emb.Connect("bench-pub")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer pub.Close()
 	sub, err := emb.Connect("bench-sub")
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer sub.Close()
 	subj := transport.SubjectsFor("bench").Update
@@ -261,39 +282,72 @@ func natsThroughput(dur time.Duration) (float64, int, error) {
 		}
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer unsub()
 	if err := sub.Flush(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	p := make([]float32, 478410)
 	msg := &transport.Message{Kind: transport.KindUpdate, Tensors: []transport.Tensor{{Name: "delta", Rows: 1, Cols: len(p), Data: p}}}
+	var frame transport.Frame
+	if err := frame.Encode(msg); err != nil {
+		return 0, 0, 0, err
+	}
+	wait := func(n int) error {
+		for {
+			mu.Lock()
+			done := received >= n
+			mu.Unlock()
+			if done {
+				return nil
+			}
+			select {
+			case <-got:
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("sim: bench: %d of %d NATS messages arrived", received, n)
+			}
+		}
+	}
 	sent := 0
-	start := time.Now()
-	for time.Since(start) < dur {
-		if _, err := pub.Publish(subj, msg); err != nil {
-			return 0, 0, err
+	send := func() error {
+		if _, err := pub.PublishFrame(subj, &frame); err != nil {
+			return err
 		}
 		sent++
+		return nil
+	}
+	for range 10 { // warm-up: buffers grow to the message size
+		if err := send(); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if err := wait(sent); err != nil {
+		return 0, 0, 0, err
+	}
+	mu.Lock()
+	warm, bytes := sent, int64(0)
+	mu.Unlock()
+	cpu0, cpuOK := processCPU()
+	start := time.Now()
+	for time.Since(start) < dur {
+		if err := send(); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	if err := pub.Flush(); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	for {
-		mu.Lock()
-		done := received >= sent
-		mu.Unlock()
-		if done {
-			break
-		}
-		select {
-		case <-got:
-		case <-time.After(10 * time.Second):
-			return 0, 0, fmt.Errorf("sim: bench: %d of %d NATS messages arrived", received, sent)
-		}
+	if err := wait(sent); err != nil {
+		return 0, 0, 0, err
 	}
-	return float64(bytes) / time.Since(start).Seconds(), msg.EncodedLen(), nil
+	sec := time.Since(start).Seconds()
+	if cpu1, ok := processCPU(); ok && cpuOK {
+		cpuPerMsg = (cpu1 - cpu0).Seconds() / float64(sent-warm)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return float64(bytes) / sec, msg.EncodedLen(), cpuPerMsg, nil
 }
 
 // roundTiming runs the paper-shaped round benchmark for one method: 480

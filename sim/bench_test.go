@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -23,7 +25,7 @@ func TestBenchSmall(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"sgemm_gflops", "mlp_train_gflops", "mlp_train_fraction_of_sgemm", "round_seconds", "round_overhead_fraction", "allocs_per_step"} {
+	for _, k := range []string{"sgemm_gflops", "mlp_train_gflops", "mlp_train_fraction_of_sgemm", "round_seconds", "round_overhead_fraction", "allocs_per_step", "nats_cpu_seconds_per_update", "round_nats_cpu_fraction"} {
 		v, ok := m[k].(float64)
 		if !ok {
 			t.Errorf("--json lacks %q", k)
@@ -42,6 +44,19 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if res.RoundNATSSeconds <= 0 || res.NATSBytesPerS <= 0 {
 		t.Errorf("NATS: %v bytes/s, %v s per round: want both > 0", res.NATSBytesPerS, res.RoundNATSSeconds)
+	}
+	// NATS's CPU per update: more than one copy of the 1.9 MB frame
+	// (> 10 us at any memory speed), and no more than every core busy for
+	// the wall time one message takes at the measured rate.
+	if _, ok := processCPU(); ok {
+		perMsgWall := res.RoundNATSSeconds / 2 // ClientsPerRound messages
+		if c := res.NATSCPUSecondsPerUpdate; c < 1e-5 || c > 1.2*perMsgWall*float64(runtime.NumCPU()) {
+			t.Errorf("NATS CPU per update %v s: want from 1e-5 s to %v (wall per message %v s on %d cores)", c, 1.2*perMsgWall*float64(runtime.NumCPU()), perMsgWall, runtime.NumCPU())
+		}
+		want := 2 * res.NATSCPUSecondsPerUpdate / (res.RoundSeconds * float64(min(2, runtime.NumCPU())))
+		if f := res.RoundNATSCPUFraction; f <= 0 || math.Abs(f-want) > 1e-12 {
+			t.Errorf("round NATS CPU fraction %v, want %v (2 updates' CPU over the round's CPU)", f, want)
+		}
 	}
 	if f := res.RoundOverheadFraction; f < 0 || f > 1 {
 		t.Errorf("round overhead fraction %v outside [0, 1]", f)

@@ -83,6 +83,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			split("FedAvg round, 64 of 125 clients", res.RoundSplit),
 			[]string{"NATS alone, one round's updates", fmt.Sprintf("%.3fs at the NATS rate above (%s of the FedAvg round)",
 				res.RoundNATSSeconds, pct(res.RoundNATSSeconds/res.RoundSeconds))},
+			[]string{"NATS CPU, one round's updates", natsCPUString(res)},
 			split("FOT round (projected)", res.FOTRoundSplit),
 			[]string{"FOT task-end round (GPSE)", fmt.Sprintf("%.2fs", res.GPSERoundSeconds)})
 	}
@@ -92,6 +93,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	return t.Render()
+}
+
+// natsCPUString describes NATS's CPU time per update and its share of a
+// FedAvg round's CPU: the floor under the round overhead when the workers
+// use every core.
+func natsCPUString(res *sim.BenchResult) string {
+	if res.NATSCPUSecondsPerUpdate == 0 {
+		return "not measured (no CPU time on this platform)"
+	}
+	return fmt.Sprintf("%.2f ms per update, %.1f%% of the FedAvg round's CPU (a floor under its overhead while the workers use every core)",
+		1000*res.NATSCPUSecondsPerUpdate, 100*res.RoundNATSCPUFraction)
 }
 
 // tuningString describes the simd backend's tuning in one line.
