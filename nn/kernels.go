@@ -12,6 +12,14 @@ import (
 
 // addBias computes z[i][j] += b[j] for a rows x cols matrix z.
 func addBias(z, b []float32, rows, cols int) {
+	if !addBiasSIMD(z, b, rows, cols) {
+		addBiasGo(z, b, rows, cols)
+	}
+}
+
+// addBiasGo is addBias's Go loop: the reference of the vector kernel and
+// the fallback without it.
+func addBiasGo(z, b []float32, rows, cols int) {
 	b = b[:cols]
 	for i := 0; i < rows; i++ {
 		row := z[i*cols : i*cols+cols]
@@ -23,6 +31,14 @@ func addBias(z, b []float32, rows, cols int) {
 
 // addBiasReLU computes z[i][j] = max(0, z[i][j] + b[j]) for a rows x cols matrix z.
 func addBiasReLU(z, b []float32, rows, cols int) {
+	if !addBiasReLUSIMD(z, b, rows, cols) {
+		addBiasReLUGo(z, b, rows, cols)
+	}
+}
+
+// addBiasReLUGo is addBiasReLU's Go loop: the reference of the vector
+// kernel and the fallback without it.
+func addBiasReLUGo(z, b []float32, rows, cols int) {
 	b = b[:cols]
 	for i := 0; i < rows; i++ {
 		row := z[i*cols : i*cols+cols]
@@ -39,6 +55,14 @@ func addBiasReLU(z, b []float32, rows, cols int) {
 // all-zeros mask.
 func reluBackward(dz, a []float32) {
 	a = a[:len(dz)]
+	n := reluBackwardSIMD(dz, a)
+	reluBackwardGo(dz[n:], a[n:])
+}
+
+// reluBackwardGo is reluBackward's Go loop: the reference of the vector
+// kernel, its tail and the fallback without it.
+func reluBackwardGo(dz, a []float32) {
+	a = a[:len(dz)]
 	for i, v := range a {
 		keep := uint32(-int64(int32(math.Float32bits(v))) >> 63)
 		dz[i] = math.Float32frombits(math.Float32bits(dz[i]) & keep)
@@ -49,6 +73,28 @@ func reluBackward(dz, a []float32) {
 // gradient of a bias broadcast over rows), accumulating in float64 in acc
 // (len >= cols).
 func colSum(dst, m []float32, rows, cols int, acc []float64) {
+	acc = acc[:cols]
+	clear(acc)
+	// The vector kernel sums the first c columns, 4 per register, each
+	// in row order like the loop below does the rest.
+	c := colSumSIMD(acc, m, rows, cols)
+	if c < cols {
+		for i := 0; i < rows; i++ {
+			row := m[i*cols+c : i*cols+cols]
+			for j, v := range row {
+				acc[c+j] += float64(v)
+			}
+		}
+	}
+	dst = dst[:cols]
+	k := cvtSIMD(dst, acc)
+	for j, v := range acc[k:] {
+		dst[k+j] = float32(v)
+	}
+}
+
+// colSumGo is colSum's Go loop: the reference of the vector kernel.
+func colSumGo(dst, m []float32, rows, cols int, acc []float64) {
 	acc = acc[:cols]
 	clear(acc)
 	for i := 0; i < rows; i++ {
@@ -65,6 +111,14 @@ func colSum(dst, m []float32, rows, cols int, acc []float64) {
 
 // mulInPlace computes d[i] *= m[i].
 func mulInPlace(d, m []float32) {
+	m = m[:len(d)]
+	n := mulInPlaceSIMD(d, m)
+	mulInPlaceGo(d[n:], m[n:])
+}
+
+// mulInPlaceGo is mulInPlace's Go loop: the reference of the vector
+// kernel, its tail and the fallback without it.
+func mulInPlaceGo(d, m []float32) {
 	m = m[:len(d)]
 	for i := range d {
 		d[i] *= m[i]
