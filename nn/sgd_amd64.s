@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 #include "textflag.h"
 
 // func sgdStepAVX(p, grad *float32, n int, lr, wd float32)
