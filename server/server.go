@@ -136,6 +136,9 @@ type TaskReport struct {
 type Timing struct {
 	Rounds []RoundTiming
 	Eval   time.Duration // accuracy on the test sets, all rounds
+	// EvalTask is Eval by the task whose training it followed (index:
+	// task; it sums to Eval).
+	EvalTask []time.Duration
 }
 
 // RoundTiming is the time split of one round.
@@ -437,7 +440,12 @@ func (s *Server) evaluate(params []float32, t int) []float64 {
 	for j := range acc {
 		acc[j] = s.eval.Accuracy(params, j)
 	}
-	s.timing.Eval += time.Since(start)
+	d := time.Since(start)
+	s.timing.Eval += d
+	for len(s.timing.EvalTask) <= t {
+		s.timing.EvalTask = append(s.timing.EvalTask, 0)
+	}
+	s.timing.EvalTask[t] += d
 	return acc
 }
 

@@ -93,6 +93,10 @@ type BenchResult struct {
 	FOTRoundOverheadFraction float64    `json:"fot_round_overhead_fraction"`
 	FOTRoundSplit            RoundSplit `json:"fot_round_split"`
 	GPSERoundSeconds         float64    `json:"gpse_round_seconds"`
+	// FOTRoundVsFedAvg is a FOT round's time over a FedAvg round's, both
+	// projected-task rounds of the second task (same data, same process),
+	// evaluation left out: FOT's own cost per round.
+	FOTRoundVsFedAvg float64 `json:"fot_round_vs_fedavg"`
 
 	NATSBytesPerS float64 `json:"nats_bytes_per_s"`
 	// RoundNATSSeconds is how long NATS, measured alone (NATSBytesPerS),
@@ -163,7 +167,7 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	if cfg.SkipRounds {
 		return res, nil
 	}
-	fedavg, err := roundTiming(ctx, cfg, "fedavg", 1)
+	fedavg, err := roundTiming(ctx, cfg, "fedavg", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +175,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	// the averages (warm-up: workers and their buffers are made then), as
 	// are, for FOT, the GPSE rounds, reported apart.
 	warm := func(r server.RoundTiming) bool { return cfg.Rounds < 3 || r.Round%cfg.Rounds != 0 }
-	res.RoundSplit = SplitOf(fedavg, cfg.Workers, warm)
+	// The FedAvg round: the first task's rounds, with the evaluation at
+	// its end spread over them.
+	res.RoundSplit = SplitOf(fedavg, cfg.Workers, func(r server.RoundTiming) bool { return r.Task == 0 && warm(r) })
+	res.RoundSplit.Eval = taskEval(fedavg, 0)
 	res.RoundSeconds, res.RoundOverheadFraction = res.RoundSplit.Total(), res.RoundSplit.Overhead()
 	if res.RoundSeconds > 0 {
 		cores := float64(min(cfg.Workers, res.Cores))
@@ -185,6 +192,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	res.FOTRoundSplit = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last && warm(r) })
 	res.FOTRoundSeconds, res.FOTRoundOverheadFraction = res.FOTRoundSplit.Total(), res.FOTRoundSplit.Overhead()
 	res.GPSERoundSeconds = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Last }).Total()
+	// FOT against FedAvg on the same (second) task's rounds, evaluation
+	// left out: it is the same for both.
+	later := func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last && warm(r) }
+	a, b := SplitOf(fedavg, cfg.Workers, later), SplitOf(fot, cfg.Workers, later)
+	if base := a.Train + a.Messaging + a.Aggregation; base > 0 {
+		res.FOTRoundVsFedAvg = (b.Train + b.Messaging + b.Aggregation) / base
+	}
 	return res, nil
 }
 
@@ -370,6 +384,20 @@ eval: {every: 0}
 		return server.Timing{}, err
 	}
 	return t, nil
+}
+
+// taskEval is the evaluation time after task's rounds, spread over them.
+func taskEval(t server.Timing, task int) float64 {
+	n := 0
+	for _, r := range t.Rounds {
+		if r.Task == task {
+			n++
+		}
+	}
+	if n == 0 || task >= len(t.EvalTask) {
+		return 0
+	}
+	return t.EvalTask[task].Seconds() / float64(n)
 }
 
 // SplitOf averages the split of the rounds that keep selects, for hosts

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/fotsim/fotsim/server"
 )
 
 // Bench fills every number of its contract on a tiny configuration.
@@ -25,7 +27,7 @@ func TestBenchSmall(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"sgemm_gflops", "mlp_train_gflops", "mlp_train_fraction_of_sgemm", "round_seconds", "round_overhead_fraction", "allocs_per_step", "nats_cpu_seconds_per_update", "round_nats_cpu_fraction"} {
+	for _, k := range []string{"sgemm_gflops", "mlp_train_gflops", "mlp_train_fraction_of_sgemm", "round_seconds", "round_overhead_fraction", "allocs_per_step", "nats_cpu_seconds_per_update", "round_nats_cpu_fraction", "fot_round_vs_fedavg"} {
 		v, ok := m[k].(float64)
 		if !ok {
 			t.Errorf("--json lacks %q", k)
@@ -61,7 +63,48 @@ func TestBenchSmall(t *testing.T) {
 	if f := res.RoundOverheadFraction; f < 0 || f > 1 {
 		t.Errorf("round overhead fraction %v outside [0, 1]", f)
 	}
+	// The same work on the same data: FOT's rounds cannot take several
+	// times FedAvg's.
+	if r := res.FOTRoundVsFedAvg; r < 0.25 || r > 4 {
+		t.Errorf("FOT round vs FedAvg round %v, want within [0.25, 4]", r)
+	}
 	if res.FOTRoundSeconds <= 0 || res.GPSERoundSeconds <= 0 {
 		t.Errorf("FOT round %v s, GPSE round %v s: want both > 0", res.FOTRoundSeconds, res.GPSERoundSeconds)
+	}
+}
+
+// A run's timing has a round entry per round, tagged with its task, and
+// the evaluation time split by task sums to the total.
+func TestTimingSplitsEvalByTask(t *testing.T) {
+	sc := load(t, "methods=[fedavg]", "seeds=[0]", "eval.every=2")
+	run := sc.Runs()[0]
+	var tm server.Timing
+	if _, err := NewEnv().Run(context.Background(), sc, run, Options{Timing: &tm}); err != nil {
+		t.Fatal(err)
+	}
+	tasks, rounds := sc.Data.Tasks, sc.Train.RoundsPerTask
+	if len(tm.Rounds) != tasks*rounds {
+		t.Fatalf("got %d round timings, want %d", len(tm.Rounds), tasks*rounds)
+	}
+	for i, r := range tm.Rounds {
+		if r.Task != i/rounds || r.Round != i {
+			t.Errorf("round timing %d: task %d, round %d; want task %d, round %d", i, r.Task, r.Round, i/rounds, i)
+		}
+	}
+	if len(tm.EvalTask) != tasks {
+		t.Fatalf("got evaluation times of %d tasks, want %d", len(tm.EvalTask), tasks)
+	}
+	var sum time.Duration
+	for task, d := range tm.EvalTask {
+		if d <= 0 {
+			t.Errorf("task %d: evaluation time %v, want > 0", task, d)
+		}
+		sum += d
+	}
+	if sum != tm.Eval {
+		t.Errorf("evaluation times by task sum to %v, want the total %v", sum, tm.Eval)
+	}
+	if got, want := taskEval(tm, 1), tm.EvalTask[1].Seconds()/float64(rounds); got != want {
+		t.Errorf("taskEval(1) = %v, want %v", got, want)
 	}
 }
