@@ -8,17 +8,18 @@ import (
 )
 
 // benchModel builds spec and returns the model, parameters initialised
-// from PCG(1, 2), a batch of random inputs drawn next and that stream.
-func benchModel(b *testing.B, spec Spec, batch int) (m *Model, params, x []float32, y []int32, r *rand.Rand) {
+// from PCG(1, 2), a batch of random inputs drawn next, and a dropout
+// stream: a *rand.PCG, as the training paths pass.
+func benchModel(b *testing.B, spec Spec, batch int) (m *Model, params, x []float32, y []int32, drop *rand.PCG) {
 	m, err := Build(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r = rand.New(rand.NewPCG(1, 2))
+	r := rand.New(rand.NewPCG(1, 2))
 	params = make([]float32, m.NumParams())
 	m.Init(params, r)
 	x, y = randInput(m, batch, r)
-	return m, params, x, y, r
+	return m, params, x, y, rand.NewPCG(3, 4)
 }
 
 // benchBackends runs step as sub-benchmark prefix+name under every
