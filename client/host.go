@@ -330,41 +330,16 @@ func (h *Host) round(ctx context.Context, m *transport.Message, again bool) erro
 			mine = append(mine, int(c))
 		}
 	}
-	// All jobs are queued up front: a worker that finishes a client takes
-	// the next without waiting for a feeder goroutine to be scheduled.
-	jobs := make(chan int, len(mine))
-	for _, c := range mine {
-		jobs <- c
-	}
-	close(jobs)
-	errs := make(chan error, 1)
-	var wg sync.WaitGroup
-	for w := 0; w < min(h.cfg.Workers, len(mine)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			wk := h.pool.Get().(*worker)
-			defer h.pool.Put(wk)
-			for c := range jobs {
-				if ctx.Err() != nil {
-					return
-				}
-				if err := h.train(wk, m, global.Data, c); err != nil {
-					select {
-					case errs <- err:
-					default:
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	select {
-	case err := <-errs:
+	// A worker's buffers are taken from the pool per client: the clients of
+	// a round run on at most Workers goroutines, so that many are in use.
+	if err := h.parallel(ctx, mine, func(c int) error {
+		wk := h.pool.Get().(*worker)
+		defer h.pool.Put(wk)
+		return h.train(wk, m, global.Data, c)
+	}); err != nil {
 		return err
-	default:
-		return ctx.Err()
 	}
+	return ctx.Err()
 }
 
 // train runs one client's local training and publishes its update.

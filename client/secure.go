@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
@@ -222,7 +223,7 @@ func (h *Host) secureStep(m *transport.Message) error {
 				ids = append(ids, int(k.From))
 			}
 		}
-		return h.parallel(ids, func(c int) error {
+		return h.parallel(context.Background(), ids, func(c int) error {
 			sk, err := mine(secagg.ID(c)).sc.ShareKeys(&kl)
 			if err != nil {
 				return refuse(err)
@@ -280,8 +281,10 @@ func (h *Host) secureStep(m *transport.Message) error {
 }
 
 // parallel runs fn for every id on up to Workers goroutines and returns
-// the first error.
-func (h *Host) parallel(ids []int, fn func(int) error) error {
+// the first error; once ctx is done, no further id starts. All ids are
+// queued up front: a goroutine that finishes one takes the next without
+// waiting for a feeder goroutine to be scheduled.
+func (h *Host) parallel(ctx context.Context, ids []int, fn func(int) error) error {
 	jobs := make(chan int, len(ids))
 	for _, id := range ids {
 		jobs <- id
@@ -292,6 +295,9 @@ func (h *Host) parallel(ids []int, fn func(int) error) error {
 	for range min(h.cfg.Workers, len(ids)) {
 		wg.Go(func() {
 			for id := range jobs {
+				if ctx.Err() != nil {
+					return
+				}
 				if err := fn(id); err != nil {
 					select {
 					case errs <- err:
