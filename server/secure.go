@@ -122,14 +122,10 @@ func (s *Server) secureRound(ctx context.Context, params []float32, task, round 
 		}
 		m.Tensors = append(m.Tensors, transport.Tensor{Name: protocol.TensorSADrop, Rows: 1, Cols: len(ids), Data: ids})
 	}
-	if s.rule != nil {
-		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
-	}
-	start := time.Now()
-	if err := s.broadcast(m); err != nil {
+	start, sent, err := s.sendRound(m, task, last)
+	if err != nil {
 		return 0, 0, err
 	}
-	sent := time.Now()
 
 	// Round 0: the clear part of each update with its Advertise.
 	got, err := s.collect(ctx)

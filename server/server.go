@@ -449,6 +449,19 @@ func (s *Server) evaluate(params []float32, t int) []float64 {
 	return acc
 }
 
+// sendRound adds the method's tensors to round message m and broadcasts
+// it, returning when the broadcast started and when it was sent.
+func (s *Server) sendRound(m *transport.Message, task int, last bool) (start, sent time.Time, err error) {
+	if s.rule != nil {
+		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
+	}
+	start = time.Now()
+	if err := s.broadcast(m); err != nil {
+		return start, start, err
+	}
+	return start, time.Now(), nil
+}
+
 // stop tells every client host that the run is over.
 func (s *Server) stop() {
 	_, _ = s.tr.Publish(s.cfg.Subjects.Round, &transport.Message{Kind: transport.KindStop})
@@ -495,14 +508,10 @@ func (s *Server) round(ctx context.Context, params []float32, task, round int, l
 	s.open(int32(round), int32(task), sel, flags)
 
 	m := s.roundMessage(params, task, round, sel, flags)
-	if s.rule != nil {
-		m.Tensors = s.rule.Broadcast(m.Tensors, task, last)
-	}
-	start := time.Now()
-	if err := s.broadcast(m); err != nil {
+	start, sent, err := s.sendRound(m, task, last)
+	if err != nil {
 		return 0, 0, err
 	}
-	sent := time.Now()
 
 	got, err := s.collect(ctx)
 	collected := time.Now()
