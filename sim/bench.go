@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -95,7 +96,9 @@ type BenchResult struct {
 	GPSERoundSeconds         float64    `json:"gpse_round_seconds"`
 	// FOTRoundVsFedAvg is a FOT round's time over a FedAvg round's, both
 	// projected-task rounds of the second task (same data, same process),
-	// evaluation left out: FOT's own cost per round.
+	// evaluation left out: FOT's own cost per round. The two runs take
+	// turns round by round, and this is the median over the round pairs
+	// (pairedRatio).
 	FOTRoundVsFedAvg float64 `json:"fot_round_vs_fedavg"`
 
 	NATSBytesPerS float64 `json:"nats_bytes_per_s"`
@@ -167,10 +170,13 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 	if cfg.SkipRounds {
 		return res, nil
 	}
-	fedavg, err := roundTiming(ctx, cfg, "fedavg", 2)
+	// FedAvg and FOT run side by side, taking turns round by round, so
+	// that their comparison does not depend on when each ran.
+	ts, err := roundTimings(ctx, cfg, []string{"fedavg", "fot"}, 2)
 	if err != nil {
 		return nil, err
 	}
+	fedavg, fot := ts[0], ts[1]
 	// With 3 or more rounds per task, a task's first round is left out of
 	// the averages (warm-up: workers and their buffers are made then), as
 	// are, for FOT, the GPSE rounds, reported apart.
@@ -184,22 +190,37 @@ func Bench(ctx context.Context, cfg BenchConfig) (*BenchResult, error) {
 		cores := float64(min(cfg.Workers, res.Cores))
 		res.RoundNATSCPUFraction = float64(cfg.ClientsPerRound) * res.NATSCPUSecondsPerUpdate / (res.RoundSeconds * cores)
 	}
-	fot, err := roundTiming(ctx, cfg, "fot", 2)
-	if err != nil {
-		return nil, err
-	}
 	// A FOT round proper: a projected round of a later task.
 	res.FOTRoundSplit = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last && warm(r) })
 	res.FOTRoundSeconds, res.FOTRoundOverheadFraction = res.FOTRoundSplit.Total(), res.FOTRoundSplit.Overhead()
 	res.GPSERoundSeconds = SplitOf(fot, cfg.Workers, func(r server.RoundTiming) bool { return r.Last }).Total()
 	// FOT against FedAvg on the same (second) task's rounds, evaluation
-	// left out: it is the same for both.
-	later := func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last && warm(r) }
-	a, b := SplitOf(fedavg, cfg.Workers, later), SplitOf(fot, cfg.Workers, later)
-	if base := a.Train + a.Messaging + a.Aggregation; base > 0 {
-		res.FOTRoundVsFedAvg = (b.Train + b.Messaging + b.Aggregation) / base
-	}
+	// left out (it is the same for both).
+	res.FOTRoundVsFedAvg = pairedRatio(fedavg, fot, func(r server.RoundTiming) bool { return r.Task > 0 && !r.Last && warm(r) })
 	return res, nil
+}
+
+// pairedRatio is the median, over the rounds keep selects, of b's round
+// time over a's same round (broadcast, collection and aggregation). Runs
+// taking turns (roundTimings) ran each such pair back to back, so a pair
+// saw one state of the machine, and the median leaves out the pairs a
+// passing spike hit. 0 without rounds.
+func pairedRatio(a, b server.Timing, keep func(server.RoundTiming) bool) float64 {
+	var q []float64
+	for i, x := range a.Rounds {
+		if i >= len(b.Rounds) || !keep(x) {
+			continue
+		}
+		y := b.Rounds[i]
+		if d := x.Broadcast + x.Collect + x.Aggregate; d > 0 {
+			q = append(q, (y.Broadcast+y.Collect+y.Aggregate).Seconds()/d.Seconds())
+		}
+	}
+	if len(q) == 0 {
+		return 0
+	}
+	slices.Sort(q)
+	return (q[(len(q)-1)/2] + q[len(q)/2]) / 2
 }
 
 // trainThroughput times LossGrad + SGD.Step on random data at the given
@@ -364,9 +385,35 @@ func natsThroughput(dur time.Duration) (bytesPerS float64, msgBytes int, cpuPerM
 	return float64(bytes) / sec, msg.EncodedLen(), cpuPerMsg, nil
 }
 
-// roundTiming runs the paper-shaped round benchmark for one method: 480
-// generated training samples per client (the paper's 60,000 over 125).
-func roundTiming(ctx context.Context, cfg BenchConfig, method string, tasks int) (server.Timing, error) {
+// roundTimings runs the round benchmark for each method, the runs taking
+// turns round by round (Turns), so that a slow spell of a shared or
+// throttled machine falls on all of them alike.
+func roundTimings(ctx context.Context, cfg BenchConfig, methods []string, tasks int) ([]server.Timing, error) {
+	env := NewEnv() // one copy of the generated data for every run
+	turns := NewTurns(len(methods))
+	out := make([]server.Timing, len(methods))
+	errs := make([]error, len(methods))
+	var wg sync.WaitGroup
+	for i, m := range methods {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = roundTiming(ctx, env, cfg, m, tasks, Options{Timing: &out[i], Turns: turns, Turn: i})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", methods[i], err)
+		}
+	}
+	return out, nil
+}
+
+// roundTiming runs the paper-shaped round benchmark for one method into
+// t: 480 generated training samples per client (the paper's 60,000 over
+// 125), with opts.
+func roundTiming(ctx context.Context, env *Env, cfg BenchConfig, method string, tasks int, opts Options) error {
 	y := fmt.Sprintf(`name: bench
 methods: [%s]
 data: {dataset: synthetic, stream: permuted, tasks: %d, synthetic: {train: %d, test: 10000, classes: 10, dim: 784, noise: 1}}
@@ -377,13 +424,10 @@ eval: {every: 0}
 `, method, tasks, 480*cfg.Clients, cfg.Clients, cfg.Rounds, cfg.ClientsPerRound, cfg.Workers)
 	sc, err := scenarios.Parse([]byte(y), "bench", nil)
 	if err != nil {
-		return server.Timing{}, err
+		return err
 	}
-	var t server.Timing
-	if _, err := NewEnv().Run(ctx, sc, sc.Runs()[0], Options{Timing: &t}); err != nil {
-		return server.Timing{}, err
-	}
-	return t, nil
+	_, err = env.Run(ctx, sc, sc.Runs()[0], opts)
+	return err
 }
 
 // taskEval is the evaluation time after task's rounds, spread over them.

@@ -74,6 +74,11 @@ type Options struct {
 	// give): the rounds after it run as they would have in the process
 	// that wrote it, and the record is the same.
 	Resume *Checkpoint
+	// Turns, when set, makes the run take turns round by round with the
+	// other runs given the same Turns, as their run number Turn (see
+	// Turns).
+	Turns *Turns
+	Turn  int
 	// saved, when set, is called after each checkpoint is written (tests).
 	saved func(dir string)
 }
@@ -267,6 +272,13 @@ func modelSpec(sc *scenarios.Scenario, train *data.Dataset, lora bool) nn.Spec {
 // Run builds and runs one experiment and, when opts.Out is set, writes its
 // run record there.
 func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run, opts Options) (*results.Record, error) {
+	if t := opts.Turns; t != nil {
+		if !t.wait(ctx, opts.Turn) {
+			t.leave(opts.Turn)
+			return nil, ctx.Err()
+		}
+		defer t.leave(opts.Turn)
+	}
 	start := time.Now()
 	x, err := e.Build(sc, run)
 	if err != nil {
@@ -276,7 +288,20 @@ func (e *Env) Run(ctx context.Context, sc *scenarios.Scenario, run scenarios.Run
 	if opts.Resume != nil {
 		before = opts.Resume.Wall
 	}
-	x.wall = func() float64 { return before + (time.Since(start) - x.waited).Seconds() }
+	var others time.Duration // waiting for the other runs' turns
+	if t := opts.Turns; t != nil {
+		onRound := opts.OnRound
+		opts.OnRound = func(run scenarios.Run, r server.RoundReport) {
+			if onRound != nil {
+				onRound(run, r)
+			}
+			w := time.Now()
+			t.pass(opts.Turn)
+			t.wait(ctx, opts.Turn) // a cancelled ctx ends the run at its next step
+			others += time.Since(w)
+		}
+	}
+	x.wall = func() float64 { return before + (time.Since(start) - x.waited - others).Seconds() }
 	rec, err := x.Execute(ctx, opts)
 	if err != nil {
 		return nil, err
