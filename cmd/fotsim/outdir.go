@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/fotsim/fotsim/results"
 	"github.com/fotsim/fotsim/scenarios"
@@ -75,12 +77,24 @@ func probeDir(dir string) (err error) {
 	return werr
 }
 
-// interruptedRun ends a fotsim run whose run r was interrupted (ctx ended
-// by SIGINT or SIGTERM): it prints the summary of the runs that finished
-// (their records are written) and a line naming the interrupted run, which
-// left no record, and returns the cause (see exitCode).
-func interruptedRun(ctx context.Context, stdout io.Writer, sc *scenarios.Scenario, r scenarios.Run, recs []*results.Record, dir, out string) error {
+// interruptedRuns ends a fotsim run interrupted by SIGINT or SIGTERM (ctx
+// ended): jobs are the runs from the first one the interrupt stopped on
+// (with --interleave, later ones may have finished or been stopped too;
+// the rest never started), recs the records of the runs before. It
+// prints the summary of the runs that finished (their records are
+// written) and a line naming each interrupted run, which left no record,
+// and returns the cause (see exitCode).
+func interruptedRuns(ctx context.Context, stdout io.Writer, sc *scenarios.Scenario, jobs []*runJob, recs []*results.Record, out string) error {
 	cause := context.Cause(ctx)
+	var stopped []*runJob
+	for _, j := range jobs {
+		switch {
+		case j.err != nil:
+			stopped = append(stopped, j)
+		case j.rec != nil:
+			recs = append(recs, j.rec)
+		}
+	}
 	if len(recs) > 0 {
 		fmt.Fprintf(stdout, "\nSummary of the finished runs of %s (FGT: accuracy just after learning a task minus final accuracy; BWT = -FGT)\n", sc.Name)
 		if err := results.SummaryTable(stdout, recs); err != nil {
@@ -95,13 +109,36 @@ func interruptedRun(ctx context.Context, stdout io.Writer, sc *scenarios.Scenari
 	default:
 		kept = fmt.Sprintf("; the %d runs that finished kept their records", len(recs))
 	}
-	fmt.Fprintf(stdout, "\ninterrupted: %s, method %s, seed %d (run %d of %d) did not finish and wrote no record%s\n",
-		sc.Name, r.Method.Label(), r.Seed, len(recs)+1, len(sc.Runs()), kept)
-	if exists(filepath.Join(dir, sim.CheckpointFile)) {
-		if out == "" {
-			out = dir
+	all := sc.Runs()
+	fmt.Fprintln(stdout)
+	for k, j := range stopped {
+		r := j.run
+		n := slices.IndexFunc(all, func(a scenarios.Run) bool { return a.Method.Label() == r.Method.Label() && a.Seed == r.Seed })
+		end := ""
+		if k == len(stopped)-1 {
+			end = kept
 		}
-		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", dir, out)
+		fmt.Fprintf(stdout, "interrupted: %s, method %s, seed %d (run %d of %d) did not finish and wrote no record%s\n",
+			sc.Name, r.Method.Label(), r.Seed, n+1, len(all), end)
 	}
+	var cks []string // the stopped runs' folders with a checkpoint
+	for _, j := range stopped {
+		if exists(filepath.Join(j.dir, sim.CheckpointFile)) {
+			cks = append(cks, j.dir)
+		}
+	}
+	switch {
+	case len(cks) == 1 && out == "":
+		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", cks[0], cks[0])
+	case len(cks) == 1:
+		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", cks[0], out)
+	case out == "":
+		for _, d := range cks {
+			fmt.Fprintf(stdout, "a checkpoint is in %s: fotsim run --resume %s continues that run\n", d, d)
+		}
+	case len(cks) > 1:
+		fmt.Fprintf(stdout, "their checkpoints are in %s: fotsim run --resume %s continues\n", strings.Join(cks, ", "), out)
+	}
+	r := stopped[0].run
 	return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, r.Method.Label(), r.Seed, cause)
 }

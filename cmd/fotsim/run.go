@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/fotsim/fotsim/data"
 	"github.com/fotsim/fotsim/nn"
@@ -28,7 +30,7 @@ Flags:
 `
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runScenario(ctx, args, stdout, stderr, runHooks{name: "run", usage: runUsage})
+	return runScenario(ctx, args, stdout, stderr, runHooks{name: "run", usage: runUsage, interleave: true})
 }
 
 // runHooks let another command (fotsim server) run a scenario as run does,
@@ -37,6 +39,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // options. Each may be nil.
 type runHooks struct {
 	name, usage string
+	interleave  bool // offer --interleave
 	flags       func(fs *flag.FlagSet)
 	sets        func() ([]string, error)
 	options     func(sc *scenarios.Scenario, o *sim.Options) error
@@ -57,6 +60,10 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	noCheckpoint := fs.Bool("no-checkpoint", false, "write no checkpoint (by default each run folder gets "+sim.CheckpointFile+" after every round, removed when the run finishes)")
 	everyRound := fs.Bool("checkpoint-every-round", false, "write the checkpoint after every round even when rounds are so short that it costs more than 5% of the run (by default such rounds get one every few)")
 	resume := fs.String("resume", "", "continue the interrupted runs in `DIR` (a run's folder, or a sweep's --out) from their last checkpoint, instead of a SCENARIO")
+	interleave := new(bool)
+	if h.interleave {
+		interleave = fs.Bool("interleave", false, "run the scenario's runs side by side, taking turns round by round, so that their round times (--timing, wall_seconds) can be compared on a busy or throttled machine; records are the same")
+	}
 	if h.flags != nil {
 		h.flags(fs)
 	}
@@ -103,6 +110,9 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 	if err := checkOutDirs(*out, sc); err != nil {
 		return err
 	}
+	if *interleave && *live != "" {
+		return usagef("%s: --interleave and --live cannot be combined: the live view follows one run at a time", h.name)
+	}
 	var lv *liveServer // the live view, or nil
 	if *live != "" {
 		var err error
@@ -112,10 +122,10 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		defer lv.stop()
 	}
 	env := sim.NewEnv()
-	runs := sc.Runs()
+	var jobs []*runJob
 	var recs []*results.Record
-	for _, r := range runs {
-		dir := runDir(*out, sc, r, len(runs))
+	for _, r := range sc.Runs() {
+		dir := runDir(*out, sc, r, len(sc.Runs()))
 		opts := sim.Options{Out: dir, Checkpoint: !*noCheckpoint, CheckpointEveryRound: *everyRound}
 		if plan != nil {
 			if plan.only != nil {
@@ -141,32 +151,44 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 				return err
 			}
 		}
-		var prog *progress // bars on a terminal, else a line every 10 s
-		if !*quiet {
-			prog = newProgress(stdout)
-			opts.Progress, opts.OnRound = prog.Tasks(), prog.Round
+		j := &runJob{run: r, dir: dir, opts: opts}
+		if !*quiet { // bars on a terminal, else a line every 10 s; plain lines for runs taking turns
+			if *interleave {
+				j.prog = newProgressTo(stdout, false, time.Now)
+			} else {
+				j.prog = newProgress(stdout)
+			}
+			j.opts.Progress, j.opts.OnRound = j.prog.Tasks(), j.prog.Round
 		}
 		if *verbose {
-			opts.Log = stderr
+			j.opts.Log = stderr
 		}
-		var tm server.Timing
 		if *timing {
-			opts.Timing = &tm
+			j.opts.Timing = &j.tm
 		}
-		rec, err := env.Run(ctx, sc, r, opts)
-		prog.End()
-		if err != nil && ctx.Err() != nil { // SIGINT, SIGTERM
-			return interruptedRun(ctx, stdout, sc, r, recs, dir, *out)
+		jobs = append(jobs, j)
+	}
+	if *interleave && len(jobs) > 1 {
+		runTakingTurns(ctx, env, sc, jobs)
+	}
+	for k, j := range jobs {
+		if !j.ran {
+			j.rec, j.err = env.Run(ctx, sc, j.run, j.opts)
+			j.prog.End()
 		}
-		if err != nil {
-			if errors.Is(err, data.ErrNoMNIST) || errors.Is(err, data.ErrNoFashionMNIST) {
-				return usageError{err}
+		if j.err != nil && ctx.Err() != nil { // SIGINT, SIGTERM
+			return interruptedRuns(ctx, stdout, sc, jobs[k:], recs, *out)
+		}
+		if j.err != nil {
+			if errors.Is(j.err, data.ErrNoMNIST) || errors.Is(j.err, data.ErrNoFashionMNIST) {
+				return usageError{j.err}
 			}
-			return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, r.Method.Label(), r.Seed, err)
+			return fmt.Errorf("%s, method %s, seed %d: %w", sc.Name, j.run.Method.Label(), j.run.Seed, j.err)
 		}
+		rec, dir := j.rec, j.dir
 		recs = append(recs, rec)
 		if *timing {
-			printTiming(stdout, rec, tm, sc.Train.Workers)
+			printTiming(stdout, rec, j.tm, sc.Train.Workers)
 		}
 		fmt.Fprintf(stdout, "\nAccuracy (%%) of %s, seed %d: row = after task i, column = task j\n", rec.MethodLabel, rec.Seed)
 		if err := results.AccuracyTable(stdout, rec); err != nil {
@@ -213,6 +235,40 @@ func runScenario(ctx context.Context, args []string, stdout, stderr io.Writer, h
 		}
 	}
 	return nil
+}
+
+// runJob is one run of a command: its options, and once run, its record
+// or error.
+type runJob struct {
+	run  scenarios.Run
+	dir  string
+	opts sim.Options
+	prog *progress
+	tm   server.Timing
+
+	ran bool
+	rec *results.Record
+	err error
+}
+
+// runTakingTurns runs the jobs side by side, taking turns round by round
+// (sim.Turns, --interleave).
+func runTakingTurns(ctx context.Context, env *sim.Env, sc *scenarios.Scenario, jobs []*runJob) {
+	turns := sim.NewTurns(len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		j.opts.Turns, j.opts.Turn = turns, i
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			j.rec, j.err = env.Run(ctx, sc, j.run, j.opts)
+			j.ran = true
+		}()
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		j.prog.End()
+	}
 }
 
 // printTiming prints the mean round time split of a run and the peak
