@@ -410,9 +410,9 @@ func roundTimings(ctx context.Context, cfg BenchConfig, methods []string, tasks 
 	return out, nil
 }
 
-// roundTiming runs the paper-shaped round benchmark for one method into
-// t: 480 generated training samples per client (the paper's 60,000 over
-// 125), with opts.
+// roundTiming runs the paper-shaped round benchmark for one method with
+// opts (its Timing receives the split): 480 generated training samples
+// per client (the paper's 60,000 over 125).
 func roundTiming(ctx context.Context, env *Env, cfg BenchConfig, method string, tasks int, opts Options) error {
 	y := fmt.Sprintf(`name: bench
 methods: [%s]

@@ -141,16 +141,7 @@ func TestSignalStopsRun(t *testing.T) {
 			}
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
-			first := filepath.Join(out, "synthetic-fedavg-s0", "result.json")
-			for end := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
-				if _, err := os.Stat(first); err == nil {
-					break
-				}
-				if time.Now().After(end) {
-					_ = cmd.Process.Kill()
-					t.Fatalf("no %s after 2 minutes", first)
-				}
-			}
+			waitForFiles(t, cmd, 2*time.Minute, filepath.Join(out, "synthetic-fedavg-s0", "result.json"))
 			took, err := signalAndWait(t, cmd, exited, tc.sig)
 			t.Logf("exited %v after %s", took, tc.name)
 			if took > 2*time.Second {
@@ -234,6 +225,28 @@ func TestSignalStopsLocalTraining(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the interrupted run left %s (%v)", out, err)
+	}
+}
+
+// waitForFiles waits until every path exists; it kills the process and
+// fails the test if that takes longer than within.
+func waitForFiles(t *testing.T, cmd *exec.Cmd, within time.Duration, paths ...string) {
+	t.Helper()
+	for end := time.Now().Add(within); ; time.Sleep(10 * time.Millisecond) {
+		missing := ""
+		for _, p := range paths {
+			if _, err := os.Stat(p); err != nil {
+				missing = p
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(end) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no %s after %v", missing, within)
+		}
 	}
 }
 

@@ -42,18 +42,7 @@ func TestInterleaveInterruptAndResume(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	cks := []string{filepath.Join(inter, "synthetic-fedavg-s0", sim.CheckpointFile), filepath.Join(inter, "synthetic-fot-s0", sim.CheckpointFile)}
-	for end := time.Now().Add(2 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		_, e0 := os.Stat(cks[0])
-		_, e1 := os.Stat(cks[1])
-		if e0 == nil && e1 == nil {
-			break
-		}
-		if time.Now().After(end) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("no checkpoints of both runs after 2 minutes:\n%s", stdout.String())
-		}
-	}
+	waitForFiles(t, cmd, 2*time.Minute, filepath.Join(inter, "synthetic-fedavg-s0", sim.CheckpointFile), filepath.Join(inter, "synthetic-fot-s0", sim.CheckpointFile))
 	time.Sleep(300 * time.Millisecond)
 	_, err := signalAndWait(t, cmd, exited, syscall.SIGINT)
 	var ee *exec.ExitError

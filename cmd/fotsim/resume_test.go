@@ -55,15 +55,7 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := filepath.Join(killed, "synthetic-fedcurv-s0", sim.CheckpointFile)
-	for end := time.Now().Add(3 * time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if _, err := os.Stat(ck); err == nil {
-			break
-		}
-		if time.Now().After(end) {
-			_ = cmd.Process.Kill()
-			t.Fatalf("no %s after 3 minutes", ck)
-		}
-	}
+	waitForFiles(t, cmd, 3*time.Minute, ck)
 	time.Sleep(300 * time.Millisecond) // a few checkpoints into the run
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
