@@ -85,7 +85,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				res.RoundNATSSeconds, pct(res.RoundNATSSeconds/res.RoundSeconds))},
 			[]string{"NATS CPU, one round's updates", natsCPUString(res)},
 			split("FOT round (projected)", res.FOTRoundSplit),
-			[]string{"FOT vs FedAvg, same task", fmt.Sprintf("%.2fx a FedAvg round's time (second task's rounds, evaluation left out)", res.FOTRoundVsFedAvg)},
+			[]string{"FOT vs FedAvg, same task", fmt.Sprintf("%.2fx a FedAvg round's time (median over the second task's rounds, the runs taking turns; evaluation left out)", res.FOTRoundVsFedAvg)},
 			[]string{"FOT task-end round (GPSE)", fmt.Sprintf("%.2fs", res.GPSERoundSeconds)})
 	}
 	for _, r := range rows {
