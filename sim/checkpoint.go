@@ -104,7 +104,8 @@ type checkpointer struct {
 	wall     func() float64        // the run's wall time so far, in seconds
 	every    bool                  // write after every round (Options.CheckpointEveryRound)
 	saved    func(dir string)      // called after each write (tests)
-	last     time.Time             // when the last write ended
+	wrote    bool                  // a checkpoint was written
+	last     float64               // the run's wall time (wall) when the last write ended
 	cost     time.Duration         // how long it took
 }
 
@@ -131,21 +132,23 @@ func (x *Experiment) newCheckpointer(dir string, host client.Behaviour, rejected
 // write that took d, the next is skipped until checkpointShare*d has
 // passed. Rounds of real size (tens of milliseconds and more) all get
 // one; very short rounds (a tiny synthetic model) one every few, so that
-// checkpoints cost at most about 1/checkpointShare of the run.
+// checkpoints cost at most about 1/checkpointShare of the run. Time is
+// the run's own (its wall time, without the waits for other runs' turns,
+// Options.Turns).
 const checkpointShare = 20
 
 // save writes the checkpoint of the server state st, unless the last one
 // is too recent (checkpointShare) and k.every is false.
 func (k *checkpointer) save(st *server.State) error {
-	if !k.every && !k.last.IsZero() && time.Since(k.last) < checkpointShare*k.cost {
+	if !k.every && k.wrote && k.wall()-k.last < checkpointShare*k.cost.Seconds() {
 		return nil
 	}
 	start := time.Now()
 	if err := k.write(st); err != nil {
 		return err
 	}
-	k.last = time.Now()
-	k.cost = k.last.Sub(start)
+	k.cost = time.Since(start)
+	k.wrote, k.last = true, k.wall()
 	if k.saved != nil {
 		k.saved(k.dir)
 	}

@@ -148,3 +148,34 @@ func TestPairedRatio(t *testing.T) {
 		t.Errorf("no rounds: %v, want 0", got)
 	}
 }
+
+// Checkpoints are spaced in the run's own time (its wall time, which
+// leaves out the waits for other runs' turns), not in the clock's: a run
+// that waited for others does not write more often for it.
+func TestCheckpointSpacingInRunTime(t *testing.T) {
+	sc := load(t, "seeds=[0]")
+	x, err := NewEnv().Build(sc, sc.Runs()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := 100.0 // the run's own seconds, as Env.Run's wall reports them
+	k, err := x.newCheckpointer(t.TempDir(), nil, func() map[string]int { return nil }, func() float64 { return own })
+	if err != nil {
+		t.Fatal(err)
+	}
+	writes := 0
+	k.saved = func(string) { writes++ }
+	st := &server.State{Params: make([]float32, 1<<16)}
+	if err := k.save(st); err != nil || writes != 1 {
+		t.Fatalf("first save: %v, %d writes, want 1", err, writes)
+	}
+	// The clock runs on while the run waits: its own time does not.
+	time.Sleep(checkpointShare*k.cost + 10*time.Millisecond)
+	if err := k.save(st); err != nil || writes != 1 {
+		t.Fatalf("save after waiting: %v, %d writes, want still 1", err, writes)
+	}
+	own += checkpointShare*k.cost.Seconds() + 0.001
+	if err := k.save(st); err != nil || writes != 2 {
+		t.Fatalf("save after the run's own time passed: %v, %d writes, want 2", err, writes)
+	}
+}
