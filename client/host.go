@@ -159,8 +159,9 @@ type Host struct {
 	model  *nn.Model
 	shards Shards
 	tr     Transport
-	checks checks    // of round messages, and what they rejected (verify.go)
-	pool   sync.Pool // *worker
+	checks checks                // of round messages, and what they rejected (verify.go)
+	pool   sync.Pool             // *worker
+	frames chan *transport.Frame // free update frames (publish.go)
 	done   chan error
 	stop   atomic.Bool // set when Start's context ends: training stops (Trainer.StopOn)
 	sec    *hostSecure // the secure round in progress (HostConfig.SecAgg), serve's goroutine
@@ -178,6 +179,10 @@ func NewHost(cfg HostConfig, model *nn.Model, shards Shards, tr Transport) (*Hos
 		h.checks.server = cfg.Auth.ServerPublic()
 	}
 	h.pool.New = func() any { return h.newWorker() }
+	h.frames = make(chan *transport.Frame, 2*cfg.Workers)
+	for range cap(h.frames) {
+		h.frames <- new(transport.Frame)
+	}
 	return h, nil
 }
 
@@ -188,8 +193,7 @@ type worker struct {
 	delta []float32
 	work  Work
 	msg   transport.Message
-	frame transport.Frame // msg encoded, with the delta written in place
-	sa    []float64       // a secure round's input before encoding
+	sa    []float64 // a secure round's input before encoding
 }
 
 func (h *Host) newWorker() *worker {
@@ -332,18 +336,23 @@ func (h *Host) round(ctx context.Context, m *transport.Message, again bool) erro
 	}
 	// A worker's buffers are taken from the pool per client: the clients of
 	// a round run on at most Workers goroutines, so that many are in use.
-	if err := h.parallel(ctx, mine, func(c int) error {
+	pub := h.startPublisher()
+	err := h.parallel(ctx, mine, func(c int) error {
 		wk := h.pool.Get().(*worker)
 		defer h.pool.Put(wk)
-		return h.train(wk, m, global.Data, c)
-	}); err != nil {
+		return h.train(wk, pub, m, global.Data, c)
+	})
+	if perr := pub.end(); err == nil && perr != nil {
+		err = fmt.Errorf("client: publish an update of round %d: %w", m.Round, perr)
+	}
+	if err != nil {
 		return err
 	}
 	return ctx.Err()
 }
 
-// train runs one client's local training and publishes its update.
-func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) error {
+// train runs one client's local training and queues its update on pub.
+func (h *Host) train(wk *worker, pub *publisher, m *transport.Message, global []float32, c int) error {
 	task, round := int(m.Task), int(m.Round)
 	segs := h.shards.Shard(task, c)
 	copy(wk.local, global)
@@ -380,11 +389,21 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 		return fmt.Errorf("client %d: round %d: %w", c, round, context.Canceled)
 	}
 	// The delta carries the trained parameters only (Trainable), so bytes
-	// up are what the method really sends. It is written straight into the
-	// worker's encoded update when the last one had the same layout.
-	delta := wk.frame.Values(0)
-	if len(delta) != cfg.Train.Size() || h.sec != nil {
-		delta = wk.delta[:cfg.Train.Size()]
+	// up are what the method really sends. It is written straight into an
+	// encoded update frame when the frame's last update had the same
+	// layout (a secure round sends no frame).
+	var f *transport.Frame
+	delta := wk.delta[:cfg.Train.Size()]
+	if h.sec == nil {
+		f = <-h.frames
+		defer func() { // not sent: back to the free list
+			if f != nil {
+				h.frames <- f
+			}
+		}()
+		if v := f.Values(0); len(v) == len(delta) {
+			delta = v
+		}
 	}
 	k := 0
 	for _, q := range cfg.Train {
@@ -428,12 +447,10 @@ func (h *Host) train(wk *worker, m *transport.Message, global []float32, c int) 
 			return fmt.Errorf("client %d: sign update of round %d: %w", c, round, err)
 		}
 	}
-	err := wk.frame.Encode(u)
-	if err == nil {
-		_, err = h.tr.PublishFrame(h.cfg.Subjects.Update, &wk.frame)
-	}
-	if err != nil {
+	if err := f.Encode(u); err != nil {
 		return fmt.Errorf("client %d: publish update of round %d: %w", c, round, err)
 	}
+	pub.send(f)
+	f = nil
 	return nil
 }
