@@ -134,13 +134,7 @@ func TestSignalStopsRun(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "sweep")
 			cmd := exec.Command(bin, "run", "synthetic", "--quiet", "--no-plots", "--no-report", "--out", out,
 				"--set", "methods=fedavg", "--set", "seeds=[0,1,2,3,4,5,6,7,8,9]", "--set", "train.rounds_per_task=8000")
-			var stdout, stderr bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &stdout, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
+			stdout, stderr, exited := startBinary(t, cmd)
 			waitForFiles(t, cmd, 2*time.Minute, filepath.Join(out, "synthetic-fedavg-s0", "result.json"))
 			took, err := signalAndWait(t, cmd, exited, tc.sig)
 			t.Logf("exited %v after %s", took, tc.name)
@@ -203,13 +197,7 @@ func TestSignalStopsLocalTraining(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	cmd := exec.Command(bin, "run", "synthetic", "--quiet", "--out", out,
 		"--set", "methods=fedavg", "--set", "train.local_epochs=10000", "--set", "data.synthetic.train=20000", "--set", "train.rounds_per_task=1")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	stdout, stderr, exited := startBinary(t, cmd)
 	time.Sleep(2 * time.Second) // the clients are training
 	took, err := signalAndWait(t, cmd, exited, os.Interrupt)
 	t.Logf("exited %v after SIGINT", took)
@@ -226,6 +214,20 @@ func TestSignalStopsLocalTraining(t *testing.T) {
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the interrupted run left %s (%v)", out, err)
 	}
+}
+
+// startBinary starts cmd with its output going to the buffers returned;
+// exited receives what its Wait returns.
+func startBinary(t *testing.T, cmd *exec.Cmd) (stdout, stderr *bytes.Buffer, exited chan error) {
+	t.Helper()
+	stdout, stderr = new(bytes.Buffer), new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited = make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	return stdout, stderr, exited
 }
 
 // waitForFiles waits until every path exists; it kills the process and

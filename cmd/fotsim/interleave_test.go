@@ -35,13 +35,7 @@ func TestInterleaveInterruptAndResume(t *testing.T) {
 	}
 	inter := filepath.Join(t.TempDir(), "inter")
 	cmd := exec.Command(bin, append(args, "--interleave", "--out", inter)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	stdout, stderr, exited := startBinary(t, cmd)
 	waitForFiles(t, cmd, 2*time.Minute, filepath.Join(inter, "synthetic-fedavg-s0", sim.CheckpointFile), filepath.Join(inter, "synthetic-fot-s0", sim.CheckpointFile))
 	time.Sleep(300 * time.Millisecond)
 	_, err := signalAndWait(t, cmd, exited, syscall.SIGINT)
