@@ -118,8 +118,11 @@ type BenchResult struct {
 	// (ClientsPerRound x NATSCPUSecondsPerUpdate) as a share of the CPU
 	// time the FedAvg round has (round_seconds on min(workers, cores)
 	// cores). When the training workers use every core, NATS's work takes
-	// that share from them, so round_overhead_fraction cannot fall below
-	// it however fotsim's own parts shrink.
+	// that share of the CPU from them: rounds are that much longer than
+	// their training alone, however fotsim's own parts shrink. Updates
+	// are published off the workers (package client), so while NATS
+	// copies them the workers train slower and round_overhead_fraction
+	// counts that time as training: it can read below this share.
 	RoundNATSCPUFraction float64 `json:"round_nats_cpu_fraction"`
 
 	// CPU identifies the processor (vendor, model, cache sizes), and

@@ -103,7 +103,7 @@ func natsCPUString(res *sim.BenchResult) string {
 	if res.NATSCPUSecondsPerUpdate == 0 {
 		return "not measured (no CPU time on this platform)"
 	}
-	return fmt.Sprintf("%.2f ms per update, %.1f%% of the FedAvg round's CPU (a floor under its overhead while the workers use every core)",
+	return fmt.Sprintf("%.2f ms per update, %.1f%% of the FedAvg round's CPU (with workers on every core, taken from training: a floor under the round's real overhead, which the overhead above may count as training)",
 		1000*res.NATSCPUSecondsPerUpdate, 100*res.RoundNATSCPUFraction)
 }
 
