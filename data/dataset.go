@@ -113,6 +113,19 @@ func (v View) Label(i int) int32 {
 	return y
 }
 
+// permute sets dst[j] = src[perm[j]] for every j of perm, four at a time.
+func permute(dst, src []float32, perm []int32) {
+	dst = dst[:len(perm)]
+	j := 0
+	for ; j+4 <= len(perm); j += 4 {
+		q, d := perm[j:j+4:j+4], dst[j:j+4:j+4]
+		d[0], d[1], d[2], d[3] = src[q[0]], src[q[1]], src[q[2]], src[q[3]]
+	}
+	for ; j < len(perm); j++ {
+		dst[j] = src[perm[j]]
+	}
+}
+
 // Gather copies view rows into dense buffers: for each k, rows[k] indexes the
 // view; its Base row is Idx[rows[k]], its pixels are permuted (dst pixel j =
 // src pixel Perm[j]) and its label remapped through LabelMap.
@@ -143,10 +156,7 @@ func (v View) Gather(dstX []float32, dstY []int32, rows []int32) {
 			if v.Perm == nil {
 				copy(dst, s)
 			} else {
-				p := v.Perm[:dim]
-				for j := range dst {
-					dst[j] = s[p[j]]
-				}
+				permute(dst, s, v.Perm[:dim])
 			}
 		}
 		if dstY != nil {

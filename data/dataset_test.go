@@ -153,3 +153,28 @@ func BenchmarkGather(b *testing.B) {
 		})
 	}
 }
+
+// permute matches the plain loop for every length, the tail included.
+func TestPermuteMatchesLoop(t *testing.T) {
+	for n := range 11 {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(i*7 + 1)
+		}
+		perm := TaskPermutation(n, 3, 1)
+		if n == 0 {
+			perm = nil
+		}
+		got := make([]float32, n+1) // one more: must stay untouched
+		got[n] = -1
+		permute(got, src, perm)
+		for j := range n {
+			if got[j] != src[perm[j]] {
+				t.Fatalf("n=%d: dst[%d] = %v, want src[%d] = %v", n, j, got[j], perm[j], src[perm[j]])
+			}
+		}
+		if got[n] != -1 {
+			t.Errorf("n=%d: wrote past the permutation", n)
+		}
+	}
+}
