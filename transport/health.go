@@ -300,6 +300,9 @@ func (c *Conn) reconnected() bool {
 // that does not fit waits for the reconnect instead of failing. Once the
 // connection is given up, the error is Err.
 func (c *Conn) natsPublish(subject string, data []byte) error {
+	if lost := c.Err(); lost != nil { // given up: NATS may not have closed it yet
+		return lost
+	}
 	for {
 		err := c.nc.Publish(subject, data)
 		if err == nil {
