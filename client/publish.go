@@ -23,8 +23,8 @@ type publisher struct {
 	done chan error // the first publish error, once every frame is sent
 }
 
-// startPublisher starts publishing frames queued with send on subject
-// over tr; end waits for the queued ones and returns the first error.
+// startPublisher starts publishing, on the host's update subject, the
+// frames queued with send; end waits for them and returns the first error.
 func (h *Host) startPublisher() *publisher {
 	p := &publisher{q: make(chan *transport.Frame, cap(h.frames)), done: make(chan error, 1)}
 	go func() {

@@ -128,10 +128,12 @@ func interruptedRuns(ctx context.Context, stdout io.Writer, sc *scenarios.Scenar
 		}
 	}
 	switch {
-	case len(cks) == 1 && out == "":
-		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", cks[0], cks[0])
 	case len(cks) == 1:
-		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", cks[0], out)
+		to := out
+		if to == "" {
+			to = cks[0]
+		}
+		fmt.Fprintf(stdout, "its checkpoint is in %s: fotsim run --resume %s continues\n", cks[0], to)
 	case out == "":
 		for _, d := range cks {
 			fmt.Fprintf(stdout, "a checkpoint is in %s: fotsim run --resume %s continues that run\n", d, d)
